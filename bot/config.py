@@ -1,0 +1,266 @@
+"""The configuration contract: one TOML file plus SOXBOT_* environment overrides.
+
+Keys here are public: users' files and tools rely on them. A wrong key, type or value fails at
+start with a message that names the key, the file and the fix (see `load_config`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    source: Literal["synthetic", "csv", "alpaca"] = Field(
+        "synthetic", description="Where bars come from: the seeded synthetic model, CSV files, or Alpaca."
+    )
+    dir: Path = Field(Path("../shared/data"), description="Directory of {SYMBOL}_{TIMEFRAME}.csv files.")
+    timeframe: Literal["1d", "1h", "30m", "15m", "5m", "1m"] = Field("1d", description="Bar length.")
+    start: str | None = Field(None, description="First date to load, YYYY-MM-DD (inclusive).")
+    end: str | None = Field(None, description="Last date to load, YYYY-MM-DD (inclusive).")
+    seed: int = Field(7, description="Seed of the synthetic model; the same seed gives the same bars.")
+    synthetic_years: float = Field(3.0, gt=0, le=200, description="Years of synthetic history.")
+    max_gap_bars: int = Field(
+        1, ge=0, description="Missing bars tolerated before the bar after a gap is not traded on."
+    )
+    # Alpaca market data (issue: paper trading through Alpaca)
+    base_url: str = Field("https://data.alpaca.markets", description="Alpaca market-data base URL.")
+    feed: Literal["iex", "sip"] = Field("iex", description="Alpaca data feed.")
+    stream_url: str | None = Field(None, description="Market-data WebSocket URL; derived from base_url.")
+    cache_dir: Path = Field(Path(".soxbot-cache"), description="On-disk cache of fetched history.")
+
+    @field_validator("start", "end")
+    @classmethod
+    def _iso_date(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        import datetime as dt
+
+        try:
+            dt.date.fromisoformat(v)
+        except ValueError as exc:
+            raise ValueError(f"must be a date written YYYY-MM-DD, got {v!r}") from exc
+        return v
+
+
+class UniverseConfig(_Section):
+    signal: str = Field("SOXX", min_length=1, description="Symbol the strategies read (^SOX: use 'SOX').")
+    bull: str = Field("SOXL", description="Bought when the combined direction is +1; empty = stay flat.")
+    bear: str = Field("SOXS", description="Bought when the combined direction is -1; empty = stay flat.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> UniverseConfig:
+        if self.bull and self.bull == self.bear:
+            raise ValueError("bull and bear must differ (never hold both sides at once)")
+        return self
+
+    @property
+    def traded(self) -> list[str]:
+        return [s for s in (self.bull, self.bear) if s]
+
+    @property
+    def symbols(self) -> list[str]:
+        out = [self.signal]
+        out += [s for s in self.traded if s not in out]
+        return out
+
+
+class StrategyConfig(_Section):
+    name: str = Field(..., description="Plugin name, as listed by `soxbot strategies`.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Plugin parameters.")
+    weight: float = Field(1.0, gt=0, description="Weight in the `weighted` combiner.")
+
+
+class CombineConfig(_Section):
+    mode: Literal["unanimous", "majority", "weighted"] = Field("majority")
+    threshold: float = Field(
+        0.5, ge=0, le=1, description="`weighted`: |weighted mean| must exceed this to act."
+    )
+
+
+class RiskConfig(_Section):
+    sizing: Literal["fixed_fraction", "risk_per_trade"] = "fixed_fraction"
+    fraction: float = Field(1.0, gt=0, le=1, description="fixed_fraction: share of equity per position.")
+    risk_per_trade: float = Field(
+        0.01, gt=0, le=0.5, description="risk_per_trade: share of equity lost if the stop is hit."
+    )
+    max_position_pct: float = Field(1.0, gt=0, le=1, description="Cap on position value / equity.")
+    fractional: bool = Field(False, description="Allow fractional share quantities.")
+    stop_loss_pct: float = Field(0.05, ge=0, lt=1, description="Fixed stop below entry; 0 = off.")
+    atr_stop_mult: float = Field(0.0, ge=0, description="Stop at entry - mult * ATR; 0 = off.")
+    atr_period: int = Field(14, ge=1, description="ATR length (bars of the traded symbol).")
+    trailing_stop_pct: float = Field(0.0, ge=0, lt=1, description="Trailing stop below the high; 0 = off.")
+    take_profit_pct: float = Field(0.0, ge=0, description="Take profit above entry; 0 = off.")
+    max_hold_days: int = Field(0, ge=0, description="Exit after this many sessions held; 0 = off.")
+    daily_loss_limit_pct: float = Field(
+        0.0, ge=0, lt=1, description="Flatten and lock until next session at this daily loss; 0 = off."
+    )
+    max_drawdown_pct: float = Field(
+        0.0, ge=0, lt=1, description="Flatten and lock until `soxbot rearm` at this drawdown; 0 = off."
+    )
+
+    @model_validator(mode="after")
+    def _stop_for_risk_sizing(self) -> RiskConfig:
+        if self.sizing == "risk_per_trade" and self.stop_loss_pct == 0 and self.atr_stop_mult == 0:
+            raise ValueError(
+                "sizing = 'risk_per_trade' needs a stop: set stop_loss_pct or atr_stop_mult above 0"
+            )
+        return self
+
+
+class BrokerConfig(_Section):
+    kind: Literal["sim", "alpaca"] = "sim"
+    starting_cash: float = Field(100_000.0, gt=0)
+    slippage_bps: float = Field(0.0, ge=0, le=1000, description="Market and stop fills, in basis points.")
+    commission: float = Field(0.0, ge=0, description="Per order, in account currency.")
+    # Alpaca
+    base_url: str = Field("https://paper-api.alpaca.markets", description="Trading API base URL.")
+    stream_url: str | None = Field(None, description="trade_updates WebSocket URL; derived from base_url.")
+    live: bool = Field(False, description="Trade real money; also needs the --live flag.")
+    api_key: SecretStr | None = Field(None, description="Or env APCA_API_KEY_ID.")
+    secret_key: SecretStr | None = Field(None, description="Or env APCA_API_SECRET_KEY.")
+
+
+class JournalConfig(_Section):
+    path: Path = Field(Path("soxbot.db"), description="SQLite journal file.")
+
+
+class RunConfig(_Section):
+    speed: float = Field(
+        20.0, gt=0, description="Replay driver: bars per second of wall time (0 < speed)."
+    )
+    max_bars: int = Field(0, ge=0, description="Replay driver: stop after this many bars; 0 = all.")
+    log_format: Literal["console", "json", "keyvalue"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+def _default_strategies() -> list[StrategyConfig]:
+    return [StrategyConfig(name="ma_cross", params={"fast": 20, "slow": 50, "kind": "sma"})]
+
+
+class Settings(BaseSettings):
+    """The whole configuration. Load with `load_config(path)`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SOXBOT_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    universe: UniverseConfig = Field(default_factory=UniverseConfig)
+    strategies: list[StrategyConfig] = Field(default_factory=_default_strategies, min_length=1)
+    combine: CombineConfig = Field(default_factory=CombineConfig)
+    risk: RiskConfig = Field(default_factory=RiskConfig)
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    journal: JournalConfig = Field(default_factory=JournalConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    toml_file: ClassVar[Path | None] = None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if cls.toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cls.toml_file))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person who has to fix the file."""
+
+
+def _known_keys(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _section_model(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model that owns the last key of `loc`, to suggest a spelling."""
+    model: type[BaseModel] | None = Settings
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        candidates = [ann, *args]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    return model
+
+
+def _fmt_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    lines = [f"Invalid configuration in {source}:"]
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = _fmt_loc(loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            owner = _section_model(loc)
+            known = _known_keys(owner) if owner else []
+            close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            fix = f" Known keys here: {', '.join(known)}." if known else ""
+            lines.append(f"  - {key}: unknown key.{hint}{fix} Fix: remove or rename it.")
+            continue
+        got = err.get("input")
+        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+        owner = _section_model(loc)
+        desc = ""
+        if owner is not None and str(loc[-1]) in owner.model_fields:
+            d = owner.model_fields[str(loc[-1])].description
+            desc = f" This key is: {d}" if d else ""
+        lines.append(f"  - {key}: {msg}{got_s}. Fix: set a valid value for '{key}'.{desc}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Load TOML + SOXBOT_* env. Raises ConfigError with a message naming key, file and fix."""
+    source = "defaults"
+    toml_file: Path | None = None
+    if path is not None:
+        toml_file = Path(path)
+        source = str(toml_file)
+        if not toml_file.is_file():
+            raise ConfigError(f"Config file {toml_file} does not exist. Fix: copy config.example.toml.")
+        import tomllib
+
+        try:
+            with toml_file.open("rb") as fh:
+                tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{toml_file} is not valid TOML: {exc}. Fix: correct the syntax.") from exc
+    klass = type("_FileSettings", (Settings,), {"toml_file": toml_file})
+    try:
+        cfg = klass(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source + " (or SOXBOT_* environment)")) from exc
+    # Return a plain Settings so callers do not see the helper class.
+    return Settings.model_construct(**{k: getattr(cfg, k) for k in Settings.model_fields})
