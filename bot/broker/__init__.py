@@ -1,0 +1,1 @@
+"""Broker adapters: the in-process paper broker (`sim`) and Alpaca (`alpaca`)."""

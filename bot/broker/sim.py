@@ -1,0 +1,142 @@
+"""The in-process paper broker: fills orders against bars with the shared fill model.
+
+Per bar, in this order: market orders fill at the open (sells before buys, so a flip frees cash
+first; a fill may lead the engine to submit more, which fill at the same open), then resting stop
+and limit orders are checked against the bar's range. A buy larger than the cash left at the fill
+price is shrunk to what the cash pays for; a sell larger than the position is rejected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from bot import fills
+from bot.broker.base import BarTuple, FillListener, UpdateListener
+from bot.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
+from bot.sizing import affordable_qty
+
+
+class SimBroker:
+    def __init__(
+        self,
+        starting_cash: float,
+        slippage_bps: float = 0.0,
+        commission: float = 0.0,
+        fractional: bool = False,
+    ) -> None:
+        self.cash = float(starting_cash)
+        self.positions: dict[str, float] = {}
+        self.slippage_bps = slippage_bps
+        self.commission = commission
+        self.fractional = fractional
+        self._market: list[OrderIntent] = []
+        self._resting: dict[str, OrderIntent] = {}
+        self._ids: set[str] = set()
+        self._on_fill: FillListener = lambda f: None
+        self._on_update: UpdateListener = lambda u: None
+
+    def set_listeners(self, on_fill: FillListener, on_update: UpdateListener) -> None:
+        self._on_fill = on_fill
+        self._on_update = on_update
+
+    # -- orders ------------------------------------------------------------------------------
+    def submit(self, intent: OrderIntent) -> None:
+        if intent.client_order_id in self._ids:
+            self._on_update(
+                OrderRejected(intent.client_order_id, intent.ts, intent.symbol, "client_order_id must be unique")
+            )
+            return
+        self._ids.add(intent.client_order_id)
+        if intent.qty <= 0:
+            self._on_update(OrderRejected(intent.client_order_id, intent.ts, intent.symbol, "qty must be > 0"))
+            return
+        if intent.type is OrderType.MARKET:
+            self._market.append(intent)
+        else:
+            self._resting[intent.client_order_id] = intent
+
+    def cancel(self, client_order_id: str) -> None:
+        intent = self._resting.pop(client_order_id, None)
+        if intent is None:
+            for i, m in enumerate(self._market):
+                if m.client_order_id == client_order_id:
+                    intent = self._market.pop(i)
+                    break
+        if intent is not None:
+            self._on_update(OrderCanceled(client_order_id, intent.ts, intent.symbol))
+
+    def replace_stop(self, client_order_id: str, new: OrderIntent) -> None:
+        if self._resting.pop(client_order_id, None) is not None:
+            self._ids.add(new.client_order_id)
+            self._resting[new.client_order_id] = new
+
+    def open_orders(self) -> list[OrderIntent]:
+        return [*self._market, *self._resting.values()]
+
+    def has_orders(self) -> bool:
+        return bool(self._market or self._resting)
+
+    # -- fills -------------------------------------------------------------------------------
+    def _fill(self, intent: OrderIntent, ts: pd.Timestamp, price: float) -> None:
+        qty = intent.qty
+        held = self.positions.get(intent.symbol, 0.0)
+        if intent.side is Side.BUY:
+            qty = affordable_qty(qty, self.cash, price, self.commission, self.fractional)
+            if qty <= 0:
+                self._on_update(
+                    OrderRejected(intent.client_order_id, ts, intent.symbol, "insufficient buying power")
+                )
+                return
+            self.cash -= qty * price + self.commission
+            self.positions[intent.symbol] = held + qty
+        else:
+            if qty > held + 1e-9:
+                self._on_update(
+                    OrderRejected(
+                        intent.client_order_id, ts, intent.symbol, f"insufficient qty (held {held}, asked {qty})"
+                    )
+                )
+                return
+            self.cash += qty * price - self.commission
+            left = held - qty
+            if abs(left) < 1e-9:
+                self.positions.pop(intent.symbol, None)
+            else:
+                self.positions[intent.symbol] = left
+        self._on_fill(
+            OrderFilled(intent.client_order_id, ts, intent.symbol, intent.side, qty, price, self.commission)
+        )
+
+    def on_bar(self, ts: pd.Timestamp, bars: Mapping[str, BarTuple]) -> None:
+        if self._market:
+            self._fill_market(ts, bars)
+        if self._resting:
+            self._fill_resting(ts, bars)
+
+    def _fill_market(self, ts: pd.Timestamp, bars: Mapping[str, BarTuple]) -> None:
+        for _ in range(8):  # fills may trigger new market orders (a flip's second leg); bounded
+            ready = [m for m in self._market if m.symbol in bars]
+            if not ready:
+                return
+            self._market = [m for m in self._market if m.symbol not in bars]
+            ready.sort(key=lambda m: m.side is Side.BUY)  # sells first
+            for m in ready:
+                price = fills.market_fill(bars[m.symbol][0], m.side is Side.BUY, self.slippage_bps)
+                self._fill(m, ts, price)
+
+    def _fill_resting(self, ts: pd.Timestamp, bars: Mapping[str, BarTuple]) -> None:
+        for cid, o in list(self._resting.items()):
+            bar = bars.get(o.symbol)
+            if bar is None or cid not in self._resting:
+                continue
+            op, hi, lo, _ = bar
+            is_buy = o.side is Side.BUY
+            if o.type is OrderType.STOP:
+                price = fills.stop_fill(op, hi, lo, is_buy, o.stop_price, self.slippage_bps)  # type: ignore[arg-type]
+            else:
+                price = fills.limit_fill(op, hi, lo, is_buy, o.limit_price)  # type: ignore[arg-type]
+            if price is not None:
+                del self._resting[cid]
+                self._fill(o, ts, price)

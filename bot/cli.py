@@ -1,0 +1,215 @@
+"""The `soxbot` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.config import ConfigError, Settings, load_config
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="soxbot: a trading bot for the semiconductor sector.")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+
+
+def _load(config: Path | None, **overrides: object) -> Settings:
+    try:
+        cfg = load_config(config)
+        for dotted, value in overrides.items():
+            if value is None:
+                continue
+            section, key = dotted.split("__")
+            setattr(getattr(cfg, section), key, value)
+        return cfg
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(2) from exc
+    except ValueError as exc:  # validate_assignment on an override
+        typer.echo(f"Invalid option: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _fail(msg: str, code: int = 2) -> typer.Exit:
+    typer.echo(msg, err=True)
+    return typer.Exit(code)
+
+
+@app.command()
+def run(
+    config: ConfigOpt = None,
+    live: Annotated[bool, typer.Option("--live", help="Allow live trading (also needs [broker] live = true).")] = False,
+    max_bars: Annotated[int | None, typer.Option(help="Stop after this many bars.")] = None,
+    speed: Annotated[float | None, typer.Option(help="Replay speed in bars per second.")] = None,
+) -> None:
+    """Run the bot. Offline default: synthetic bars replayed into the paper broker."""
+    from bot import log
+    from bot.assemble import build_strategies, load_market
+    from bot.broker.sim import SimBroker
+    from bot.data.errors import DataError
+    from bot.journal import Journal
+    from bot.replay import StopFlag, run_replay
+    from bot.window import live_window
+
+    cfg = _load(config, run__max_bars=max_bars, run__speed=speed)
+    log.configure(cfg.run.log_format, cfg.run.log_level)
+    if cfg.broker.live or live:
+        if not (cfg.broker.live and live):
+            raise _fail("Live trading needs both `[broker] live = true` and the --live flag. Paper is the default.")
+    if cfg.broker.kind != "sim":
+        raise _fail(f"[broker] kind = {cfg.broker.kind!r} is not available in this build yet; use 'sim'.")
+    try:
+        strategies = build_strategies(cfg, str(config or "defaults"))
+        bars, synthetic = load_market(cfg)
+    except (ConfigError, DataError) as exc:
+        raise _fail(str(exc)) from exc
+    journal = Journal(cfg.journal.path)
+    from bot.backtest import set_id_for
+
+    journal.start_run("paper-replay", set_id_for(cfg), json.loads(cfg.model_dump_json()), synthetic)
+    broker = SimBroker(cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional)
+    stop = StopFlag()
+    stop.install()
+    status = "ok"
+    try:
+        run_replay(cfg, strategies, bars, broker, journal, live_window(strategies), stop, synthetic)
+        if stop.event.is_set():
+            status = "stopped"
+    finally:
+        journal.end_run(status)
+        journal.close()
+
+
+@app.command()
+def backtest(
+    config: ConfigOpt = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Directory of {SYMBOL}_{TF}.csv; implies source=csv.")] = None,
+    start: Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("backtest-out"),
+    progress: Annotated[bool, typer.Option(help="Show a progress bar on long runs.")] = True,
+) -> None:
+    """Backtest the configured strategies; writes trades.csv, equity.csv, summary.json, report.html."""
+    from bot import log
+    from bot.assemble import build_strategies, load_market
+    from bot.data.errors import DataError
+    from bot.report_writer import write_outputs
+
+    cfg = _load(config, data__start=start, data__end=end)
+    if data_dir is not None:
+        cfg.data.source = "csv"
+        cfg.data.dir = data_dir
+    log.configure(cfg.run.log_format, "WARNING" if cfg.run.log_level == "INFO" else cfg.run.log_level)
+    try:
+        strategies = build_strategies(cfg, str(config or "defaults"))
+        bars, synthetic = load_market(cfg)
+    except (ConfigError, DataError) as exc:
+        raise _fail(str(exc)) from exc
+    summary = write_outputs(cfg, strategies, bars, out, synthetic=synthetic, progress=progress)
+    s, b = summary["strategy"], summary["buy_and_hold"]
+    typer.echo(f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['period']['start']} .. {summary['period']['end']}"
+               f" ({summary['period']['bars']} bars)")
+    typer.echo(f"strategy:     return {s['total_return']:+.2%}  cagr {s['cagr']:+.2%}  sharpe {s['sharpe']:.2f}"
+               f"  max dd {s['max_drawdown']:.2%}  trades {s['n_trades']}")
+    typer.echo(f"buy & hold {cfg.universe.signal}: return {b['total_return']:+.2%}  cagr {b['cagr']:+.2%}"
+               f"  sharpe {b['sharpe']:.2f}  max dd {b['max_drawdown']:.2%}")
+    typer.echo(f"wrote {out}/trades.csv equity.csv summary.json report.html journal.db")
+
+
+@app.command()
+def strategies(
+    path: Annotated[list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")] = None,
+) -> None:
+    """List the discovered strategy plugins with their parameters and defaults."""
+    from bot.plugins import available, describe_params
+
+    for name, cls in sorted(available(tuple(path or ())).items()):
+        doc = (cls.__doc__ or "").strip().splitlines()
+        typer.echo(f"{name}  ({cls.__module__}.{cls.__name__})  {doc[0] if doc else ''}")
+        for pname, ptype, default, desc in describe_params(cls):
+            typer.echo(f"    {pname}: {ptype} = {default!r}  {desc or ''}".rstrip())
+
+
+@app.command("new-strategy")
+def new_strategy(
+    name: Annotated[str, typer.Argument(help="Plugin name, a python identifier, e.g. my_breakout.")],
+    dest: Annotated[Path, typer.Option(help="Directory to write the plugin file into.")] = Path("strategies"),
+) -> None:
+    """Scaffold a strategy plugin from the template (one file, one class)."""
+    from bot.plugins import PluginError, scaffold
+
+    try:
+        path = scaffold(name, dest)
+    except (PluginError, FileExistsError, ValueError) as exc:
+        raise _fail(str(exc)) from exc
+    typer.echo(f"wrote {path}\nnext: soxbot test-strategy {name}   then   soxbot backtest (add it under [[strategies]])")
+
+
+@app.command("test-strategy")
+def test_strategy(
+    name: Annotated[str, typer.Argument(help="Plugin name.")],
+    path: Annotated[list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")] = None,
+) -> None:
+    """Check a plugin: defaults validate, output shape, warm-up, no look-ahead, live-window parity."""
+    from bot.plugin_check import check_plugin
+
+    problems = check_plugin(name, tuple(path or ()))
+    if problems:
+        for p in problems:
+            typer.echo(f"FAIL {p}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{name}: all checks passed")
+
+
+@app.command()
+def journal(
+    config: ConfigOpt = None,
+    path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
+    kind: Annotated[str, typer.Option(help="runs | signals | risk | orders | fills | equity")] = "orders",
+    n: Annotated[int, typer.Option("-n", help="How many rows.")] = 20,
+) -> None:
+    """Show the latest journal entries."""
+    import pandas as pd
+
+    from bot.journal import Journal
+
+    tables = {"runs", "signals", "risk", "orders", "fills", "equity"}
+    if kind not in tables:
+        raise _fail(f"--kind must be one of {', '.join(sorted(tables))}")
+    p = path or _load(config).journal.path
+    if not Path(p).exists():
+        raise _fail(f"No journal at {p}. Run `soxbot run` or `soxbot backtest` first.")
+    j = Journal(p)
+    order = "id" if kind == "runs" else "rowid"
+    df = j.query(f"SELECT * FROM {kind} ORDER BY {order} DESC LIMIT ?", (n,)).iloc[::-1]
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+        typer.echo(df.to_string(index=False) if not df.empty else f"(no {kind} yet)")
+
+
+@app.command()
+def rearm(
+    config: ConfigOpt = None,
+    path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
+) -> None:
+    """Lift the max-drawdown kill switch after a person has looked."""
+    from bot.engine import KILL_KEY
+    from bot.journal import Journal
+
+    j = Journal(path or _load(config).journal.path)
+    was = j.get_state(KILL_KEY)
+    j.set_state(KILL_KEY, "")
+    typer.echo(f"kill switch lifted (was: {was})" if was else "kill switch was not on")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,421 @@
+"""The trading engine: one object for backtest and live. Only the driver (clock + data feed) and the
+broker adapter differ between the two.
+
+Per bar (`step`), in order:
+1. the broker sees the bar (the in-process broker fills market orders at the open, then resting
+   stops/limits; a remote broker reports fills from its stream instead);
+2. the position is managed at the close: trailing stop raised, max-hold, daily loss limit and
+   max-drawdown kill switch checked; equity marked;
+3. the combined direction is turned into orders: on a change of direction (or the first valid bar
+   after warm-up) the held instrument, if it is not the target, is closed; the target (bull on +1, bear
+   on -1, nothing on 0) is opened once the close has filled, so both are never held at once.
+Entries are blocked while a lock is on, on bars flagged not tradable (after a data gap) and when the
+size comes out 0. Exits are never blocked. Every risk decision is journaled with its reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from bot import stops
+from bot.broker.base import BarTuple, Broker
+from bot.config import Settings
+from bot.events import (
+    EquityPoint,
+    ExitReason,
+    Intent,
+    OrderCanceled,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderType,
+    RiskVerdict,
+    Side,
+    Trade,
+)
+from bot.ids import client_order_id
+from bot.journal import Journal
+from bot.sizing import position_qty
+
+KILL_KEY = "kill_switch"
+
+
+@dataclass(slots=True)
+class Position:
+    symbol: str
+    qty: float
+    entry_price: float
+    entry_time: pd.Timestamp
+    signal_ts: pd.Timestamp
+    entry_commission: float
+    sessions: int = 1
+    stop: float | None = None
+    take_profit: float | None = None
+    stop_cid: str | None = None
+    tp_cid: str | None = None
+    stop_rev: int = 0
+    closing: bool = False
+    exit_qty: float = 0.0
+    exit_value: float = 0.0
+    exit_commission: float = 0.0
+
+
+@dataclass(slots=True)
+class PendingOpen:
+    symbol: str
+    signal_ts: pd.Timestamp
+    reason: str
+
+
+@dataclass
+class EquityLog:
+    ts: list[pd.Timestamp] = field(default_factory=list)
+    equity: list[float] = field(default_factory=list)
+    cash: list[float] = field(default_factory=list)
+    position_value: list[float] = field(default_factory=list)
+
+    def frame(self) -> pd.DataFrame:
+        idx = pd.DatetimeIndex(self.ts, name="timestamp")
+        return pd.DataFrame(
+            {"equity": self.equity, "cash": self.cash, "position_value": self.position_value}, index=idx
+        )
+
+
+class Engine:
+    def __init__(
+        self,
+        cfg: Settings,
+        set_id: str,
+        broker: Broker,
+        journal: Journal | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        journal_equity: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.risk = cfg.risk
+        self.set_id = set_id
+        self.bull = cfg.universe.bull
+        self.bear = cfg.universe.bear
+        self.traded = cfg.universe.traded
+        self.broker = broker
+        self.journal = journal
+        self.on_event = on_event
+        self.journal_equity = journal_equity
+        broker.set_listeners(self._on_fill, self._on_update)
+
+        self.cash = float(cfg.broker.starting_cash)
+        self.pos: Position | None = None
+        self.pending_open: PendingOpen | None = None
+        self.orders: dict[str, OrderIntent] = {}
+        self.last_close: dict[str, float] = {}
+        self.atr = (
+            {s: stops.Atr(cfg.risk.atr_period) for s in self.traded} if cfg.risk.atr_stop_mult > 0 else {}
+        )
+        self.last_dir: int | None = None
+        self.trades: list[Trade] = []
+        self.equity_log = EquityLog()
+        self.now: pd.Timestamp | None = None
+        self.session: pd.Timestamp | None = None
+        self._bars: Mapping[str, BarTuple] = {}
+        self.equity_now = self.cash
+        self.day_start_equity = self.cash
+        self.peak_equity = self.cash
+        self.locked_until: pd.Timestamp | None = None
+        self.killed = bool(journal and journal.get_state(KILL_KEY))
+        self.n_bars = 0
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, data)
+
+    def _verdict(self, action: str, reason: str, **details: Any) -> None:
+        v = RiskVerdict(self.now, action, reason, details)  # type: ignore[arg-type]
+        if self.journal is not None:
+            self.journal.risk(v)
+        self._emit("risk", action=action, reason=reason, **details)
+
+    def _send(self, intent: OrderIntent) -> None:
+        self.orders[intent.client_order_id] = intent
+        if self.journal is not None:
+            self.journal.order_intent(intent)  # written before the broker sees it
+        self._emit("order", order=intent)
+        self.broker.submit(intent)
+
+    def _cid(self, symbol: str, signal_ts: pd.Timestamp, intent: Intent, rev: int = 0) -> str:
+        return client_order_id(self.set_id, symbol, signal_ts, intent.value, rev)
+
+    @property
+    def locked(self) -> str | None:
+        if self.killed:
+            return "kill switch on (max drawdown); run `soxbot rearm` after review"
+        if self.locked_until is not None and self.session is not None and self.session < self.locked_until:
+            return "daily loss limit hit; locked until next session"
+        return None
+
+    # -- the bar -----------------------------------------------------------------------------
+    def step(
+        self,
+        ts: pd.Timestamp,
+        session: pd.Timestamp,
+        bars: Mapping[str, BarTuple],
+        direction: int | None,
+        tradable: bool = True,
+        reason: str = "",
+    ) -> None:
+        self.now = ts
+        self.n_bars += 1
+        if session != self.session:
+            self._new_session(session)
+        self._bars = bars
+        self.broker.on_bar(ts, bars)
+        for sym in self.traded:
+            bar = bars.get(sym)
+            if bar is not None:
+                self.last_close[sym] = bar[3]
+                if self.atr:
+                    self.atr[sym].update(bar[1], bar[2], bar[3])
+        pos = self.pos
+        pos_value = 0.0
+        if pos is not None:
+            px = self.last_close.get(pos.symbol, pos.entry_price)
+            pos_value = pos.qty * px
+            bar = bars.get(pos.symbol)
+            if bar is not None and not pos.closing:
+                self._trail(pos, bar[1])
+        equity = self.cash + pos_value
+        self.equity_now = equity
+        log = self.equity_log
+        log.ts.append(ts)
+        log.equity.append(equity)
+        log.cash.append(self.cash)
+        log.position_value.append(pos_value)
+        if self.journal_equity and self.journal is not None:
+            self.journal.equity(EquityPoint(ts, equity, self.cash, pos_value))
+        self._risk_checks(equity)
+        if direction is not None:
+            self._decide(ts, direction, tradable, reason)
+
+    def _new_session(self, session: pd.Timestamp) -> None:
+        self.session = session
+        self.day_start_equity = self.equity_now
+        if self.pos is not None and self.n_bars > 1:
+            self.pos.sessions += 1
+
+    def _trail(self, pos: Position, high: float) -> None:
+        if self.risk.trailing_stop_pct <= 0 or pos.stop_cid is None:
+            return
+        new = stops.trailed_stop(self.risk, pos.stop, high)
+        if new is None or pos.stop is None or new <= pos.stop * (1 + 1e-12):
+            return
+        old = self.orders.get(pos.stop_cid)
+        pos.stop_rev += 1
+        pos.stop = new
+        intent = OrderIntent(
+            self._cid(pos.symbol, pos.signal_ts, Intent.STOP, pos.stop_rev), self.now, pos.symbol,  # type: ignore[arg-type]
+            Side.SELL, pos.qty, OrderType.STOP, Intent.STOP, "trailing stop raised", stop_price=new,
+            exit_reason=ExitReason.STOP_LOSS,
+        )
+        self.orders[intent.client_order_id] = intent
+        if self.journal is not None:
+            self.journal.order_intent(intent)
+        if old is not None:
+            self.broker.replace_stop(old.client_order_id, intent)
+        pos.stop_cid = intent.client_order_id
+
+    def _risk_checks(self, equity: float) -> None:
+        r = self.risk
+        if equity > self.peak_equity:
+            self.peak_equity = equity
+        pos = self.pos
+        if pos is not None and not pos.closing and r.max_hold_days > 0 and pos.sessions >= r.max_hold_days:
+            self._verdict("exit", f"held {pos.sessions} sessions >= max_hold_days {r.max_hold_days}",
+                          symbol=pos.symbol)
+            self._close(pos, ExitReason.MAX_HOLD, "max hold reached")
+        if self.locked_until is not None and self.session is not None and self.session >= self.locked_until:
+            self.locked_until = None
+            self._verdict("unlock", "new session: daily loss lock lifted")
+        if (
+            r.daily_loss_limit_pct > 0
+            and self.locked_until is None
+            and equity <= self.day_start_equity * (1 - r.daily_loss_limit_pct)
+        ):
+            self.locked_until = self.session + pd.Timedelta(days=1)  # type: ignore[operator]
+            loss = 1 - equity / self.day_start_equity
+            self._verdict("lock", f"daily loss {loss:.2%} >= limit {r.daily_loss_limit_pct:.2%}; "
+                          "flatten and lock until next session", equity=round(equity, 2))
+            self._flatten("daily loss limit")
+        dd_floor = self.peak_equity * (1 - r.max_drawdown_pct)
+        if r.max_drawdown_pct > 0 and not self.killed and equity <= dd_floor:
+            self.killed = True
+            dd = 1 - equity / self.peak_equity
+            why = f"drawdown {dd:.2%} >= max_drawdown_pct {r.max_drawdown_pct:.2%}"
+            if self.journal is not None:
+                self.journal.set_state(KILL_KEY, f"{self.now}: {why}")
+            self._verdict("kill", why + "; flatten and stay locked until `soxbot rearm`",
+                          equity=round(equity, 2), peak=round(self.peak_equity, 2))
+            self._flatten("max drawdown kill switch")
+
+    def _flatten(self, why: str) -> None:
+        self.pending_open = None
+        if self.pos is not None and not self.pos.closing:
+            self._close(self.pos, ExitReason.RISK, why)
+
+    # -- decisions ---------------------------------------------------------------------------
+    def _decide(self, ts: pd.Timestamp, d: int, tradable: bool, reason: str) -> None:
+        prev = self.last_dir
+        self.last_dir = d
+        if prev is not None and d == prev:
+            return
+        target = self.bull if d > 0 else self.bear if d < 0 else ""
+        pos = self.pos
+        if pos is not None and pos.symbol != target and not pos.closing:
+            self._close(pos, ExitReason.SIGNAL, f"direction {prev} -> {d}: {reason}")
+        self.pending_open = None
+        if not target or (pos is not None and pos.symbol == target and not pos.closing):
+            return
+        why_not = self.locked or (None if tradable else "bar not tradable (follows a data gap)")
+        if why_not:
+            self._verdict("block", f"no entry into {target}: {why_not}", direction=d)
+            return
+        if self.pos is not None:  # closing: open once the close has filled (never hold both)
+            self.pending_open = PendingOpen(target, ts, reason)
+            return
+        self._open(target, ts, reason, self.last_close.get(target))
+
+    def _open(self, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_price: float | None) -> None:
+        if ref_price is None or not ref_price > 0:
+            self._verdict("block", f"no entry into {symbol}: no price yet")
+            return
+        atr = self.atr[symbol].value if self.atr else None
+        stop_est = stops.estimated_stop(self.risk, ref_price, atr)
+        equity = self.equity_now
+        qty = position_qty(self.risk, equity, self.cash, ref_price, stop_est)
+        if qty <= 0:
+            self._verdict("block", f"no entry into {symbol}: size is 0", equity=round(equity, 2),
+                          cash=round(self.cash, 2), price=ref_price)
+            return
+        self._verdict("allow", f"enter {symbol}: {self.risk.sizing} qty {qty:g} at ~{ref_price:.4g}",
+                      qty=qty, stop=stop_est)
+        self._send(OrderIntent(self._cid(symbol, signal_ts, Intent.OPEN), self.now, symbol, Side.BUY, qty,  # type: ignore[arg-type]
+                               OrderType.MARKET, Intent.OPEN, reason))
+
+    def _close(self, pos: Position, why: ExitReason, reason: str) -> None:
+        pos.closing = True
+        for cid in (pos.stop_cid, pos.tp_cid):
+            if cid is not None:
+                self.broker.cancel(cid)
+        self._send(OrderIntent(self._cid(pos.symbol, self.now, Intent.CLOSE), self.now, pos.symbol, Side.SELL,  # type: ignore[arg-type]
+                               pos.qty, OrderType.MARKET, Intent.CLOSE, reason, exit_reason=why))
+
+    # -- broker callbacks --------------------------------------------------------------------
+    def _on_fill(self, f: OrderFilled) -> None:
+        if self.journal is not None:
+            self.journal.fill(f)
+            self.journal.order_status(f.client_order_id, "filled")
+        intent = self.orders.pop(f.client_order_id, None)
+        self._emit("fill", fill=f)
+        if f.side is Side.BUY:
+            self.cash -= f.qty * f.price + f.commission
+            self._on_entry(f, intent)
+        else:
+            self.cash += f.qty * f.price - f.commission
+            self._on_exit(f, intent)
+
+    def _on_entry(self, f: OrderFilled, intent: OrderIntent | None) -> None:
+        pos = self.pos
+        if pos is not None and pos.symbol == f.symbol:  # a further partial fill of the same entry
+            total = pos.qty + f.qty
+            pos.entry_price = (pos.entry_price * pos.qty + f.price * f.qty) / total
+            pos.qty = total
+            pos.entry_commission += f.commission
+            return
+        signal_ts = intent.ts if intent is not None else f.ts
+        pos = Position(f.symbol, f.qty, f.price, f.ts, signal_ts, f.commission)
+        self.pos = pos
+        atr = self.atr[f.symbol].value if self.atr else None
+        pos.stop = stops.initial_stop(self.risk, f.price, atr)
+        pos.take_profit = stops.take_profit(self.risk, f.price)
+        if pos.stop is not None:
+            si = OrderIntent(self._cid(f.symbol, signal_ts, Intent.STOP), f.ts, f.symbol, Side.SELL, f.qty,
+                             OrderType.STOP, Intent.STOP, "protective stop", stop_price=pos.stop,
+                             exit_reason=ExitReason.STOP_LOSS)
+            pos.stop_cid = si.client_order_id
+            self._send(si)
+        if pos.take_profit is not None:
+            ti = OrderIntent(self._cid(f.symbol, signal_ts, Intent.TAKE_PROFIT), f.ts, f.symbol, Side.SELL,
+                             f.qty, OrderType.LIMIT, Intent.TAKE_PROFIT, "take profit",
+                             limit_price=pos.take_profit, exit_reason=ExitReason.TAKE_PROFIT)
+            pos.tp_cid = ti.client_order_id
+            self._send(ti)
+
+    def _on_exit(self, f: OrderFilled, intent: OrderIntent | None) -> None:
+        pos = self.pos
+        if pos is None or pos.symbol != f.symbol:
+            self._verdict("alert", f"sell fill for {f.symbol} with no position in the engine",
+                          cid=f.client_order_id)
+            return
+        pos.exit_qty += f.qty
+        pos.exit_value += f.qty * f.price
+        pos.exit_commission += f.commission
+        pos.qty -= f.qty
+        if pos.qty > 1e-9:
+            return
+        reason = intent.exit_reason if intent is not None and intent.exit_reason else ExitReason.SIGNAL
+        for cid in (pos.stop_cid, pos.tp_cid):  # one protective leg filled: cancel the other (OCO)
+            if cid is not None and cid != f.client_order_id:
+                self.broker.cancel(cid)
+        exit_price = pos.exit_value / pos.exit_qty
+        pnl = pos.exit_value - pos.exit_qty * pos.entry_price - pos.entry_commission - pos.exit_commission
+        self.trades.append(Trade(pos.symbol, "long", pos.exit_qty, pos.entry_time, pos.entry_price, f.ts,
+                                 exit_price, pnl, reason))
+        self.pos = None
+        self.last_close[f.symbol] = self.last_close.get(f.symbol, f.price)
+        p = self.pending_open
+        if p is not None:
+            self.pending_open = None
+            bar = self._bars.get(p.symbol)
+            ref = bar[0] if bar is not None else self.last_close.get(p.symbol)
+            self._open(p.symbol, p.signal_ts, p.reason, ref)
+
+    def _on_update(self, u: OrderRejected | OrderCanceled) -> None:
+        status = "rejected" if isinstance(u, OrderRejected) else "canceled"
+        if self.journal is not None:
+            self.journal.order_status(u.client_order_id, status, detail=u.reason)
+        intent = self.orders.pop(u.client_order_id, None)
+        self._emit(status, update=u)
+        if isinstance(u, OrderRejected) and intent is not None:
+            self._verdict("alert", f"order {u.client_order_id} rejected: {u.reason}", symbol=u.symbol)
+            pos = self.pos
+            if intent.intent is Intent.STOP and pos is not None and not pos.closing:
+                self._verdict("flatten", "protective stop could not be placed: flatten", symbol=pos.symbol)
+                self._close(pos, ExitReason.RISK, "stop rejected")
+
+    # -- end ---------------------------------------------------------------------------------
+    def finish(self, ts: pd.Timestamp) -> None:
+        """End of a backtest: close an open position at the last close (`end_of_data`)."""
+        pos = self.pos
+        if pos is None:
+            return
+        if not pos.closing:
+            self._close(pos, ExitReason.END_OF_DATA, "end of data")
+        else:
+            for cid, o in list(self.orders.items()):
+                if o.symbol == pos.symbol and o.intent is Intent.CLOSE:
+                    self.orders[cid] = OrderIntent(**{**{k: getattr(o, k) for k in o.__dataclass_fields__},
+                                                      "exit_reason": ExitReason.END_OF_DATA})
+        px = self.last_close.get(pos.symbol, pos.entry_price)
+        self.broker.on_bar(ts, {pos.symbol: (px, px, px, px)})
+        if self.pos is None and self.equity_log.ts:
+            self.equity_log.cash[-1] = self.cash
+            self.equity_log.equity[-1] = self.cash
+            self.equity_log.position_value[-1] = 0.0
+
+    def rearm(self) -> None:
+        self.killed = False
+        if self.journal is not None:
+            self.journal.set_state(KILL_KEY, "")

@@ -1,0 +1,35 @@
+"""Deterministic client order ids.
+
+An id is derived from (strategy set, symbol, signal bar time, intent[, revision]), so the same
+decision always yields the same id: after a crash or an ambiguous broker answer the bot looks the
+order up by this id instead of sending it again, and the broker refuses a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+import pandas as pd
+
+PREFIX = "sx"
+
+
+def strategy_set_id(strategies: list[dict[str, Any]], universe: dict[str, Any], combine: dict[str, Any]) -> str:
+    """A short stable hash of what decides trades: plugins with params, routing and combiner."""
+    blob = json.dumps(
+        {"strategies": strategies, "universe": universe, "combine": combine}, sort_keys=True, default=str
+    )
+    return hashlib.sha1(blob.encode()).hexdigest()[:8]
+
+
+def client_order_id(set_id: str, symbol: str, signal_ts: pd.Timestamp, intent: str, revision: int = 0) -> str:
+    """E.g. 'sx-1a2b3c4d-SOXL-202401021600-open' (<= 48 chars for the usual tickers)."""
+    ts = pd.Timestamp(signal_ts)
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    stamp = ts.strftime("%Y%m%d%H%M")
+    sym = symbol.replace("^", "").replace("/", "")[:8]
+    cid = f"{PREFIX}-{set_id}-{sym}-{stamp}-{intent}"
+    return f"{cid}-r{revision}" if revision else cid

@@ -1,0 +1,40 @@
+"""Logging set-up: readable console lines by default, JSON or key=value for machines.
+
+Everything goes through structlog to stdout, one line per event. Secrets never reach a log line:
+config values are SecretStr and are rendered masked.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+
+def configure(fmt: str = "console", level: str = "INFO") -> None:
+    lvl = getattr(logging, level.upper(), logging.INFO)
+    logging.basicConfig(level=lvl, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    for noisy in ("numba", "urllib3", "asyncio", "websockets", "apscheduler"):
+        logging.getLogger(noisy).setLevel(max(lvl, logging.WARNING))
+    if fmt == "json":
+        renderer: structlog.typing.Processor = structlog.processors.JSONRenderer()
+    elif fmt == "keyvalue":
+        renderer = structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"])
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty(), pad_event_to=10)
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(lvl),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get(name: str = "soxbot") -> structlog.typing.FilteringBoundLogger:
+    return structlog.get_logger(name)

@@ -1,0 +1,100 @@
+"""The strategy plugin API: one file, one class.
+
+A plugin declares its parameters as a pydantic model (validated, with defaults and descriptions),
+its warm-up, and a vectorised `signals(bars)` that returns, per bar, a target direction in
+{-1, 0, +1}, a short human-readable reason, and the indicator values it used. Like freqtrade's
+IStrategy, it works on a whole DataFrame at once; the engine calls the same method over the full
+history in backtests and over a bounded trailing window live.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+DIRECTION = "direction"
+REASON = "reason"
+WARMUP_REASON = "warm-up"
+
+
+class StrategyParams(BaseModel):
+    """Base of every plugin's parameter model: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Strategy:
+    """Base class of strategy plugins. Subclass it, set `name` and `Params`, implement two members.
+
+    - `warmup`: bars before the first valid direction (the engine trades nothing before it).
+    - `signals(bars)`: a DataFrame on `bars.index` with `direction` (int, -1/0/+1, 0 in warm-up),
+      `reason` (str) and one float column per indicator value worth journaling or plotting.
+
+    `panels` maps indicator columns to where the report draws them: "price" (over the price) or
+    "rsi" (the oscillator panel). `memory` is how many bars a trailing window needs so that
+    recursive indicators (EMA, Wilder RSI/ATR) match a full-history computation: it defaults to
+    `warmup` for windowed ones; use `recursive_memory(n)` for the recursive kind.
+    """
+
+    name: ClassVar[str] = ""
+    Params: ClassVar[type[StrategyParams]] = StrategyParams
+    panels: ClassVar[dict[str, str]] = {}
+
+    def __init__(self, params: StrategyParams | Mapping[str, Any] | None = None) -> None:
+        if isinstance(params, StrategyParams):
+            self.params = self.Params.model_validate(params.model_dump())
+        else:
+            self.params = self.Params.model_validate(dict(params or {}))
+
+    @property
+    def warmup(self) -> int:
+        raise NotImplementedError
+
+    @property
+    def memory(self) -> int:
+        return self.warmup
+
+    def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        doc = (type(self).__doc__ or "").strip().splitlines()
+        return doc[0] if doc else ""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params.model_dump().items())
+        return f"{self.name}({args})"
+
+
+def recursive_memory(length: int, tol: float = 1e-9, alpha: float | None = None) -> int:
+    """Bars after which an exponential filter's seed weighs less than `tol`.
+
+    Wilder smoothing (RSI, ATR) uses alpha = 1/length; an EMA uses 2/(length+1). The seed's weight
+    after k bars is (1-alpha)^k, so k = ln(tol)/ln(1-alpha). With tol=1e-9 a 14-bar RSI needs 280
+    bars, and the trailing-window value differs from the full-history one by < 1e-7 points.
+    """
+    a = alpha if alpha is not None else 1.0 / length
+    if a >= 1:
+        return length
+    return length + math.ceil(math.log(tol) / math.log(1.0 - a))
+
+
+def finalize(
+    index: pd.Index, direction: np.ndarray, reason: np.ndarray, warmup: int, **values: Any
+) -> pd.DataFrame:
+    """Assemble a plugin's output: zero direction and a warm-up reason before `warmup` bars."""
+    d = np.nan_to_num(np.asarray(direction, dtype=float), nan=0.0).astype(np.int8)
+    r = np.asarray(reason, dtype=object)
+    if warmup > 0:
+        d[:warmup] = 0
+        r = r.copy()
+        r[:warmup] = WARMUP_REASON
+    out = {DIRECTION: d, REASON: r}
+    for k, v in values.items():
+        out[k] = np.asarray(v, dtype=float)
+    return pd.DataFrame(out, index=index)
