@@ -15,6 +15,7 @@ peaks, troughs and the deepest drawdown survive. Trade markers are never dropped
 from __future__ import annotations
 
 import html
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ def downsample_positions(values: np.ndarray, max_points: int = MAX_POINTS) -> np
     v = np.asarray(values, dtype=float)
     edges = np.linspace(0, n, max(max_points // 2, 1) + 1).astype(int)
     keep = [0, n - 1]
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         if hi <= lo:
             continue
         chunk = v[lo:hi]
@@ -176,7 +177,9 @@ def _trade_markers(
                     y=close[entry_pos[m]],
                     mode="markers",
                     name=name,
-                    marker={"symbol": symbol, "size": 11, "color": color, "line": {"width": 1, "color": "#333"}},
+                    marker={
+                        "symbol": symbol, "size": 13, "color": color, "line": {"width": 1, "color": "#333"}
+                    },
                     hovertext=[hover(r, "entry") for _, r in t[m].iterrows()],
                     hoverinfo="text",
                 )
@@ -258,7 +261,9 @@ def _figure(
                 fig.add_trace(_line(bx, y, name=c, line={"width": 1.2}), row=row_rsi, col=1)
     if has_rsi:
         for level in (30, 70):
-            fig.add_hline(y=level, line={"dash": "dash", "color": "#999", "width": 1}, row=row_rsi, col=1)
+            fig.add_hline(
+                y=level, line={"dash": "dash", "color": "#555", "width": 1}, layer="above", row=row_rsi, col=1
+            )
         fig.update_yaxes(range=[0, 100], row=row_rsi, col=1)
 
     for tr in _trade_markers(trades, bars, bx, bear):
@@ -289,9 +294,16 @@ def _figure(
         height=1250 if has_rsi else 1050,
         margin={"l": 60, "r": 20, "t": 40, "b": 30},
         hovermode="closest",
-        legend={"orientation": "h", "y": 1.03, "x": 0},
+        legend={"tracegroupgap": 4, "font": {"size": 11}},
         template="plotly_white",
     )
+    # a long run spanning a 10x move reads better on a log scale (positive values only)
+    if np.nanmin(close) > 0 and np.nanmax(close) / np.nanmin(close) > 10:
+        fig.update_yaxes(type="log", row=1, col=1)
+    if np.nanmin(np.concatenate([eq, bh])) > 0 and np.nanmax(np.concatenate([eq, bh])) / np.nanmin(
+        np.concatenate([eq, bh])
+    ) > 10:
+        fig.update_yaxes(type="log", row=row_eq, col=1)
     return fig
 
 
@@ -305,6 +317,12 @@ def _fmt(value: Any, kind: str) -> str:
     if kind == "int":
         return f"{int(value):,d}"
     return f"{value:,.2f}"
+
+
+def _fmt_time(value: Any) -> str:
+    """A date for daily (midnight) times, minutes with the offset for intraday ones."""
+    text = value.isoformat() if isinstance(value, pd.Timestamp) else str(value)
+    return text.removesuffix("T00:00:00").removesuffix(" 00:00:00").replace("T", " ")
 
 
 def _summary_table(summary: Mapping[str, Any]) -> str:
@@ -330,8 +348,11 @@ def _trades_table(trades: pd.DataFrame) -> str:
         for c in tail.columns:
             v = row[c]
             if isinstance(v, float | np.floating):
-                cls = ' class="pos"' if c == "pnl" and v > 0 else (' class="neg"' if c == "pnl" and v < 0 else "")
+                sign = "pos" if v > 0 else "neg" if v < 0 else ""
+                cls = f' class="{sign}"' if c == "pnl" and sign else ""
                 cells.append(f"<td{cls}>{v:,.4f}</td>" if c.endswith("price") else f"<td{cls}>{v:,.2f}</td>")
+            elif c.endswith("_time"):
+                cells.append(f'<td class="l">{html.escape(_fmt_time(v))}</td>')
             else:
                 cells.append(f'<td class="l">{html.escape(str(v))}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -374,7 +395,7 @@ def write_report(
     period = summary.get("period", {})
     n_trades = 0 if trades is None else len(trades)
     sub = (
-        f"{html.escape(str(period.get('start', '')))} → {html.escape(str(period.get('end', '')))}"
+        f"{html.escape(_fmt_time(period.get('start', '')))} → {html.escape(_fmt_time(period.get('end', '')))}"
         f" · {period.get('bars', len(equity)):,} bars · {n_trades:,} trades"
     )
     all_notes: Sequence[str] = [*notes, *skipped]
