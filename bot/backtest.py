@@ -111,7 +111,7 @@ def run_backtest(
     signals = compute_signals(cfg, strategies, sig)
     combined = signals.combined
     warm = signals.warmup
-    tradable = sig["tradable"].to_numpy(bool) if "tradable" in sig else np.ones(n, bool)
+    tradable = sig["tradable"].to_numpy(bool, copy=True) if "tradable" in sig else np.ones(n, bool)
 
     # Traded bars aligned to the signal bars; a missing bar means "no fill for that symbol now".
     per_symbol: list[tuple[str, list[Any]]] = []
