@@ -218,10 +218,12 @@ def _figure(
     intraday = _is_intraday(bar_idx)
     bx = _x_strings(bar_idx, intraday)
     cols = list(indicators.columns) if indicators is not None else []
-    where = {c: panels.get(c, "price") for c in cols}
+    where = {c: panels.get(c) for c in cols}
     for c, p in where.items():
-        if p not in ("price", "rsi"):
-            skipped.append(f"indicator {c!r} is for panel {p!r}, which this report does not draw")
+        if p is None:  # drawing an unplaced column over the price could wreck the price scale
+            skipped.append(f"indicator {c!r} not drawn: its strategy declares no panel for it")
+        elif p not in ("price", "rsi"):
+            skipped.append(f"indicator {c!r} not drawn: panel {p!r} is not one this report draws")
     has_rsi = any(p == "rsi" for p in where.values())
 
     titles = ["Price, indicators and trades"] + (["RSI"] if has_rsi else [])
@@ -377,9 +379,10 @@ def write_report(
     """Write the HTML report to `path` and return it.
 
     `bars` is the signal symbol's OHLCV; `indicators` columns are drawn where `panels` says
-    ("price" by default, "rsi" for the 0-100 panel; names containing support/resistance are step
-    lines). Trades are marked on the signal price at their bar: triangle-up for the bull
-    instrument, triangle-down for `bear` (or a short/sell side), x for exits.
+    ("price" over the price, "rsi" in the 0-100 panel; names containing support/resistance are step
+    lines); columns with no or an unknown panel are listed in the notes instead of drawn.
+    Trades are marked on the signal price at their bar: triangle-up for the bull instrument,
+    triangle-down for `bear` (or a short/sell side), x for exits.
     """
     if len(bars) == 0 or len(equity) == 0:
         raise ValueError("write_report needs at least one bar and one equity row")

@@ -88,9 +88,13 @@ def indicators_for(bars: pd.DataFrame, rsi: bool = True) -> tuple[pd.DataFrame, 
     return ind, panels
 
 
-def render(tmp_path: Path, bars, windows, *, rsi=True, synthetic=False, name="report.html", **kw) -> str:
+def render(
+    tmp_path: Path, bars, windows, *, rsi=True, synthetic=False, name="report.html", extra_column=False, **kw
+) -> str:
     equity, trades = backtest_by_hand(bars, windows)
     ind, panels = indicators_for(bars, rsi)
+    if extra_column:  # an indicator whose strategy declares no panel (e.g. volume z-score)
+        ind["vol_z"] = (bars["volume"] - bars["volume"].mean()) / bars["volume"].std()
     summary = summarize(equity, trades, bars["close"], 252, 100_000.0)
     path = write_report(
         tmp_path / "out" / name, title="SOXX test run", bars=bars, indicators=ind, panels=panels,
@@ -127,7 +131,7 @@ def n_points(trace: dict) -> int:
 def test_soxx_report_has_panels_markers_and_tables(tmp_path):
     bars = soxx_daily().loc["2019-01-01":"2020-12-31"]
     windows = [(30, 80, "SOXL"), (100, 140, "SOXS"), (200, 260, "SOXL")]
-    doc = render(tmp_path, bars, windows, notes=["seeded from SOXX_1d.csv"])
+    doc = render(tmp_path, bars, windows, notes=["seeded from SOXX_1d.csv"], extra_column=True)
     fig = figure_json(doc)
     assert titles(fig) == [
         "Price, indicators and trades", "RSI", "Equity: strategy vs buy-and-hold", "Drawdown",
@@ -152,6 +156,7 @@ def test_soxx_report_has_panels_markers_and_tables(tmp_path):
     assert "Trades (last 3 of 3)" in doc
     assert "505 bars · 3 trades" in doc
     assert "seeded from SOXX_1d.csv" in doc
+    assert "vol_z" not in kinds and "indicator &#x27;vol_z&#x27; not drawn" in doc
     assert BANNER not in doc
     # summary table shows the same numbers as summary.json, as percentages
     equity, trades = backtest_by_hand(bars, windows)
