@@ -103,8 +103,8 @@ def run_replay(
             tradable = bool(sig["tradable"].iat[i]) if "tradable" in sig else True
             for name, (d, why, vals) in dec.per_strategy.items():
                 journal.signal(ts, uni.signal, name, d, why, vals)
-            if dec.direction is not None:
-                journal.signal(ts, uni.signal, "combined", dec.direction, dec.reason)
+            journal.signal(ts, uni.signal, "combined", 0 if dec.direction is None else dec.direction,
+                           dec.reason)
             engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason)
             pos = engine.pos
             log.info(
