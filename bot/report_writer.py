@@ -71,7 +71,7 @@ def write_outputs(
         out / "report.html",
         title=f"soxbot backtest: {cfg.universe.signal} signal -> {cfg.universe.bull or '-'} / {cfg.universe.bear or '-'}",
         bars=sig, indicators=indicators, panels=panels, trades=result.trades, equity=eq,
-        benchmark_close=sig["close"], summary=summary, synthetic=synthetic,
+        benchmark_close=sig["close"], summary=summary, synthetic=synthetic, bear=cfg.universe.bear,
         notes=[f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
                f"risk: {cfg.risk.model_dump()}"],
     )
