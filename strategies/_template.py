@@ -1,0 +1,59 @@
+"""A template strategy plugin: copy it with `soxbot strategies new <name>` (or bot.plugins.scaffold).
+
+A plugin is one class in one file under strategies/ (or a file you pass as an extra path). The
+engine calls `signals(bars)` on a DataFrame of bars (columns open, high, low, close, volume; one row
+per bar, oldest first) and reads one row per bar back. Files whose name starts with "_", like this
+one, are not loaded as plugins.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pandas_ta as ta
+from pydantic import Field
+
+from bot.strategy import Strategy, StrategyParams, finalize
+
+
+class MyStrategy(Strategy):
+    """Close vs its SMA: +1 while the close is above SMA(length), -1 while below, 0 when equal.
+
+    The first docstring line is what `soxbot strategies` shows; write the full rule below it.
+    """
+
+    # The name users write in the config: [[strategies]] name = "my_strategy".
+    name = "my_strategy"
+    # Where the report draws each indicator column: "price" (over the price) or "rsi" (oscillator).
+    panels: ClassVar[dict[str, str]] = {"sma": "price"}
+
+    class Params(StrategyParams):
+        # Every parameter: a type, a default and a description (shown by `soxbot strategies`).
+        # Unknown keys and bad values are rejected when the config loads, naming the key.
+        length: int = Field(50, ge=2, description="SMA length, in bars.")
+
+    params: Params
+
+    @property
+    def warmup(self) -> int:
+        # Bars before the first valid direction: an SMA of n bars first exists at bar n-1.
+        return self.params.length - 1
+
+    # Only windowed indicators here, so the default `memory` (= warmup) is right. For EMA, RSI or
+    # ATR, return bot.strategy.recursive_memory(length) from a `memory` property instead.
+
+    def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
+        # Vectorised over all bars: no loop, and bar t may only use bars up to t (no look-ahead).
+        close = bars["close"].astype(float)
+        sma = ta.sma(close, length=self.params.length)  # None when there are too few bars
+        sma = np.full(len(close), np.nan) if sma is None else sma.to_numpy(dtype=float)
+        with np.errstate(invalid="ignore"):
+            direction = np.sign(close.to_numpy() - sma)  # NaN in warm-up: finalize makes it 0
+        reason = np.select(
+            [direction > 0, direction < 0], ["close above SMA", "close below SMA"], "close at SMA"
+        ).astype(object)
+        # finalize: direction -> int8 in {-1, 0, 1}, "warm-up" before `warmup`, one float column
+        # per keyword (journaled, and plotted where `panels` says).
+        return finalize(bars.index, direction, reason, self.warmup, sma=sma)

@@ -1,0 +1,76 @@
+"""Moving-average crossover: long while the fast average is above the slow one, short while below."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+import pandas as pd
+import pandas_ta as ta
+from pydantic import Field, ValidationInfo, field_validator
+
+from bot.strategy import Strategy, StrategyParams, finalize, recursive_memory
+
+# Averages closer than this (relative) count as equal: TA-Lib's running-sum SMA carries float noise
+# of ~1e-13, which must not flip the direction between a trailing window and the full history.
+_EQUAL_RTOL = 1e-10
+
+
+class MaCross(Strategy):
+    """Moving-average crossover: +1 while fast MA > slow MA, -1 while fast MA < slow MA.
+
+    Rule, per bar on the close: direction = +1 while the fast average is above the slow one,
+    -1 while it is below, 0 when they are equal (within 1e-10 relative) and during warm-up
+    (until the slow average exists). `kind` picks simple ("sma") or exponential ("ema", seeded
+    with the SMA of its first `length` closes like TA-Lib). Reason reads e.g. "SMA20 > SMA50".
+    """
+
+    name = "ma_cross"
+    panels: ClassVar[dict[str, str]] = {"ma_fast": "price", "ma_slow": "price"}
+
+    class Params(StrategyParams):
+        fast: int = Field(20, ge=1, description="Length of the fast moving average, in bars.")
+        slow: int = Field(
+            50, ge=2, validate_default=True, description="Length of the slow moving average (> fast)."
+        )
+        kind: Literal["sma", "ema"] = Field("sma", description="Average type: 'sma' or 'ema'.")
+
+        @field_validator("slow")
+        @classmethod
+        def _slow_above_fast(cls, slow: int, info: ValidationInfo) -> int:
+            fast = info.data.get("fast")
+            if fast is not None and slow <= fast:
+                raise ValueError(f"slow ({slow}) must be greater than fast ({fast})")
+            return slow
+
+    params: Params
+
+    @property
+    def warmup(self) -> int:
+        return self.params.slow - 1
+
+    @property
+    def memory(self) -> int:
+        if self.params.kind == "ema":
+            return recursive_memory(self.params.slow, alpha=2.0 / (self.params.slow + 1))
+        return self.params.slow
+
+    def _ma(self, close: pd.Series, length: int) -> np.ndarray:
+        fn = ta.ema if self.params.kind == "ema" else ta.sma
+        out = fn(close, length=length)
+        return np.full(len(close), np.nan) if out is None else out.to_numpy(dtype=float)
+
+    def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
+        p = self.params
+        close = bars["close"].astype(float)
+        fast = self._ma(close, p.fast)
+        slow = self._ma(close, p.slow)
+        with np.errstate(invalid="ignore"):
+            equal = np.abs(fast - slow) <= _EQUAL_RTOL * np.abs(slow)
+            direction = np.where(equal, 0, np.sign(fast - slow))
+        label = p.kind.upper()
+        f, s = f"{label}{p.fast}", f"{label}{p.slow}"
+        reason = np.select(
+            [direction > 0, direction < 0], [f"{f} > {s}", f"{f} < {s}"], default=f"{f} = {s}"
+        ).astype(object)
+        return finalize(bars.index, direction, reason, self.warmup, ma_fast=fast, ma_slow=slow)
