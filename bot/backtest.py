@@ -34,11 +34,15 @@ def set_id_for(cfg: Settings) -> str:
     )
 
 
-def session_labels(index: pd.DatetimeIndex) -> pd.DatetimeIndex:
-    """The trading date of each bar: the date itself for daily bars, the New York date intraday."""
-    if index.tz is None:
-        return index.normalize()
-    return index.tz_convert("America/New_York").tz_localize(None).normalize()
+_NS_PER_DAY = 86_400_000_000_000
+
+
+def session_labels(index: pd.DatetimeIndex) -> np.ndarray:
+    """The trading date of each bar as a day number (days since 1970-01-01): the date itself for
+    daily bars, the New York date intraday. Plain ints keep the per-bar comparison cheap."""
+    if index.tz is not None:
+        index = index.tz_convert("America/New_York").tz_localize(None)
+    return index.as_unit("ns").asi8 // _NS_PER_DAY
 
 
 @dataclass
@@ -127,10 +131,9 @@ def run_backtest(
     broker = SimBroker(cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission,
                        cfg.risk.fractional)
     set_id = set_id_for(cfg)
-    engine = Engine(cfg, set_id, broker, journal, journal_equity=False)
-    sessions = session_labels(idx)
-    ts_list = list(idx)
-    sess_list = list(sessions)
+    engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
+    sess_list = session_labels(idx).tolist()
+    ts_keys = (idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx).as_unit("ns").asi8.tolist()
     comb_list = combined.tolist()
     trad_list = tradable.tolist()
     changed = np.ones(n, bool)
@@ -153,22 +156,22 @@ def run_backtest(
             if r is not None:
                 bars_i[sym] = r
         if i < warm:
-            step(ts_list[i], sess_list[i], bars_i, None)
+            step(ts_keys[i], sess_list[i], bars_i, None)
             continue
         if chg_list[i]:
             reason = signals.reason_at(i)
             if journal is not None:
                 for name in signals.outputs:
                     out = signals.outputs[name]
-                    journal.signal(ts_list[i], uni.signal, name, int(out[DIRECTION].iat[i]),
+                    journal.signal(idx[i], uni.signal, name, int(out[DIRECTION].iat[i]),
                                    str(out[REASON].iat[i]), signals.values_at(name, i))
-                journal.signal(ts_list[i], uni.signal, "combined", comb_list[i], reason)
+                journal.signal(idx[i], uni.signal, "combined", comb_list[i], reason)
         else:
             reason = ""
-        step(ts_list[i], sess_list[i], bars_i, comb_list[i], trad_list[i], reason)
+        step(ts_keys[i], sess_list[i], bars_i, comb_list[i], trad_list[i], reason)
     if n:
-        engine.finish(ts_list[-1])
-    equity = engine.equity_log.frame()
+        engine.finish(ts_keys[-1])
+    equity = engine.equity_log.frame(idx.tz)
     if journal is not None:
         journal.flush()
         journal.equity_bulk(equity)

@@ -15,10 +15,12 @@ size comes out 0. Exits are never blocked. Every risk decision is journaled with
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bot import stops
@@ -78,8 +80,13 @@ class EquityLog:
     cash: list[float] = field(default_factory=list)
     position_value: list[float] = field(default_factory=list)
 
-    def frame(self) -> pd.DataFrame:
-        idx = pd.DatetimeIndex(self.ts, name="timestamp")
+    def frame(self, tz: Any = None) -> pd.DataFrame:
+        if self.ts and isinstance(self.ts[0], int):
+            idx = pd.DatetimeIndex(np.asarray(self.ts, dtype="datetime64[ns]"), name="timestamp")
+            if tz is not None:
+                idx = idx.tz_localize("UTC").tz_convert(tz)
+        else:
+            idx = pd.DatetimeIndex(self.ts, name="timestamp")
         return pd.DataFrame(
             {"equity": self.equity, "cash": self.cash, "position_value": self.position_value}, index=idx
         )
@@ -94,6 +101,7 @@ class Engine:
         journal: Journal | None = None,
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         journal_equity: bool = True,
+        tz: Any = None,
     ) -> None:
         self.cfg = cfg
         self.risk = cfg.risk
@@ -118,15 +126,33 @@ class Engine:
         self.last_dir: int | None = None
         self.trades: list[Trade] = []
         self.equity_log = EquityLog()
-        self.now: pd.Timestamp | None = None
-        self.session: pd.Timestamp | None = None
+        self.tz = tz
+        self._now: pd.Timestamp | int | None = None
+        self.session: int | None = None
         self._bars: Mapping[str, BarTuple] = {}
         self.equity_now = self.cash
         self.day_start_equity = self.cash
         self.peak_equity = self.cash
-        self.locked_until: pd.Timestamp | None = None
+        self.locked_until: int | None = None
+        r = cfg.risk
+        self._risk_on = r.max_drawdown_pct > 0 or r.daily_loss_limit_pct > 0 or r.max_hold_days > 0
+        self._idle = False  # True while flat with nothing working: the next bar can take the short path
         self.killed = bool(journal and journal.get_state(KILL_KEY))
         self.n_bars = 0
+
+    # -- time ------------------------------------------------------------------------------
+    # A driver passes each bar's time either as a Timestamp (live) or as int nanoseconds since the
+    # epoch (backtests: no Timestamp object per bar); it becomes a Timestamp only when an event
+    # needs one.
+    def stamp(self, key: pd.Timestamp | int) -> pd.Timestamp:
+        if isinstance(key, int):
+            t = pd.Timestamp(key)
+            return t.tz_localize("UTC").tz_convert(self.tz) if self.tz is not None else t
+        return key
+
+    @property
+    def now(self) -> pd.Timestamp:
+        return self.stamp(self._now)  # type: ignore[arg-type]
 
     # -- helpers -----------------------------------------------------------------------------
     def _emit(self, kind: str, **data: Any) -> None:
@@ -160,47 +186,68 @@ class Engine:
     # -- the bar -----------------------------------------------------------------------------
     def step(
         self,
-        ts: pd.Timestamp,
-        session: pd.Timestamp,
+        ts: pd.Timestamp | int,
+        session: int,
         bars: Mapping[str, BarTuple],
         direction: int | None,
         tradable: bool = True,
         reason: str = "",
     ) -> None:
-        self.now = ts
+        """One bar. `session` is the trading date as a day number; `bars` holds the traded symbols'
+        (open, high, low, close) for this bar (a symbol without a bar now is left out)."""
+        self._now = ts
         self.n_bars += 1
         if session != self.session:
             self._new_session(session)
+        if self._idle and (direction is None or direction == self.last_dir) and self.pos is None:
+            # Flat, no orders, no risk state to track, nothing to decide: equity is the cash.
+            log = self.equity_log
+            log.ts.append(ts)
+            log.equity.append(self.cash)
+            log.cash.append(self.cash)
+            log.position_value.append(0.0)
+            if self.journal_equity and self.journal is not None:
+                self.journal.equity(EquityPoint(self.now, self.cash, self.cash, 0.0))
+            return
         self._bars = bars
-        self.broker.on_bar(ts, bars)
-        for sym in self.traded:
-            bar = bars.get(sym)
-            if bar is not None:
-                self.last_close[sym] = bar[3]
-                if self.atr:
-                    self.atr[sym].update(bar[1], bar[2], bar[3])
+        self.broker.on_bar(ts, bars)  # type: ignore[arg-type]
+        last_close = self.last_close
+        for sym, bar in bars.items():
+            last_close[sym] = bar[3]
+        if self.atr:
+            for sym, bar in bars.items():
+                atr = self.atr.get(sym)
+                if atr is not None:
+                    atr.update(bar[1], bar[2], bar[3])
         pos = self.pos
-        pos_value = 0.0
-        if pos is not None:
-            px = self.last_close.get(pos.symbol, pos.entry_price)
-            pos_value = pos.qty * px
-            bar = bars.get(pos.symbol)
-            if bar is not None and not pos.closing:
-                self._trail(pos, bar[1])
-        equity = self.cash + pos_value
+        if pos is None:
+            pos_value = 0.0
+        else:
+            pos_value = pos.qty * last_close.get(pos.symbol, pos.entry_price)
+            if pos.stop_cid is not None and not pos.closing and self.risk.trailing_stop_pct > 0:
+                bar = bars.get(pos.symbol)
+                if bar is not None:
+                    self._trail(pos, bar[1])
+        cash = self.cash
+        equity = cash + pos_value
         self.equity_now = equity
         log = self.equity_log
         log.ts.append(ts)
         log.equity.append(equity)
-        log.cash.append(self.cash)
+        log.cash.append(cash)
         log.position_value.append(pos_value)
         if self.journal_equity and self.journal is not None:
-            self.journal.equity(EquityPoint(ts, equity, self.cash, pos_value))
-        self._risk_checks(equity)
-        if direction is not None:
-            self._decide(ts, direction, tradable, reason)
+            self.journal.equity(EquityPoint(self.now, equity, cash, pos_value))
+        if self._risk_on:
+            self._risk_checks(equity)
+        if direction is not None and direction != self.last_dir:
+            self._decide(self.now, direction, tradable, reason)
+        self._idle = (
+            self.pos is None and not self.orders and not self._risk_on and not self.atr
+            and self.pending_open is None
+        )
 
-    def _new_session(self, session: pd.Timestamp) -> None:
+    def _new_session(self, session: int) -> None:
         self.session = session
         self.day_start_equity = self.equity_now
         if self.pos is not None and self.n_bars > 1:
@@ -244,7 +291,7 @@ class Engine:
             and self.locked_until is None
             and equity <= self.day_start_equity * (1 - r.daily_loss_limit_pct)
         ):
-            self.locked_until = self.session + pd.Timedelta(days=1)  # type: ignore[operator]
+            self.locked_until = self.session + 1  # type: ignore[operator]
             loss = 1 - equity / self.day_start_equity
             self._verdict("lock", f"daily loss {loss:.2%} >= limit {r.daily_loss_limit_pct:.2%}; "
                           "flatten and lock until next session", equity=round(equity, 2))
@@ -314,6 +361,8 @@ class Engine:
 
     # -- broker callbacks --------------------------------------------------------------------
     def _on_fill(self, f: OrderFilled) -> None:
+        if isinstance(f.ts, int):
+            f = dataclasses.replace(f, ts=self.stamp(f.ts))
         if self.journal is not None:
             self.journal.fill(f)
             self.journal.order_status(f.client_order_id, "filled")
@@ -383,6 +432,8 @@ class Engine:
             self._open(p.symbol, p.signal_ts, p.reason, ref)
 
     def _on_update(self, u: OrderRejected | OrderCanceled) -> None:
+        if isinstance(u.ts, int):
+            u = dataclasses.replace(u, ts=self.stamp(u.ts))
         status = "rejected" if isinstance(u, OrderRejected) else "canceled"
         if self.journal is not None:
             self.journal.order_status(u.client_order_id, status, detail=u.reason)

@@ -38,7 +38,7 @@ def drive(
     """Step the engine over (direction, {symbol: (o,h,l,c)}) rows on consecutive business days."""
     ts = days(len(rows), start)
     for t, (d, bars) in zip(ts, rows, strict=True):
-        engine.step(t, t, bars, d)
+        engine.step(t, t.value // 86_400_000_000_000, bars, d)
         if check_never_both:
             assert not ("SOXL" in broker.positions and "SOXS" in broker.positions), "held bull and bear at once"
     return ts
