@@ -22,7 +22,7 @@ def configure(fmt: str = "console", level: str = "INFO") -> None:
     elif fmt == "keyvalue":
         renderer = structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"])
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty(), pad_event_to=10)
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty(), pad_event_to=10, sort_keys=False)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

@@ -31,7 +31,7 @@ from bot.strategy import Strategy
 def _fmt_event(kind: str, data: dict[str, Any]) -> str:
     if kind == "order":
         o = data["order"]
-        px = f" stop {o.stop_price:.4g}" if o.stop_price else (f" limit {o.limit_price:.4g}" if o.limit_price else "")
+        px = f" @ {o.stop_price:.4g}" if o.stop_price else (f" @ {o.limit_price:.4g}" if o.limit_price else "")
         return f"ORDER {o.side.value.upper()} {o.qty:g} {o.symbol} {o.type.value}{px} [{o.intent.value}]"
     if kind == "fill":
         f = data["fill"]
