@@ -12,6 +12,7 @@ start lies inside regular hours.
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from functools import lru_cache
 
 import exchange_calendars as xc
@@ -33,7 +34,9 @@ DateLike = dt.date | str | pd.Timestamp
 
 @lru_cache(maxsize=len(_HORIZONS))
 def _calendar(end: pd.Timestamp) -> xc.ExchangeCalendar:
-    return xc.get_calendar(EXCHANGE, start=_FIRST, end=end)
+    with warnings.catch_warnings():  # exchange_calendars 4.13 on pandas 3.1: a deprecation, not ours
+        warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
+        return xc.get_calendar(EXCHANGE, start=_FIRST, end=end)
 
 
 def calendar(upto: DateLike | None = None) -> xc.ExchangeCalendar:

@@ -8,8 +8,9 @@ Model (all randomness from `numpy.random.default_rng([seed, stream, chunk])`, on
 and a chunk per 256 sessions, so a seed always gives the same bars and a longer history extends a
 shorter one without changing it):
 
-* Index regime: a two-state Markov chain over XNYS sessions, "calm" and "stress", with geometric
-  mean durations of `mean_days` (the table in `REGIMES`). Each session's close-to-close log return
+* Index regime: a two-state Markov chain over XNYS sessions: "calm" (drift +28%/yr, vol 24%,
+  mean stay 250 sessions) and "stress" (drift -20%/yr, vol 52%, mean stay 110 sessions), so about
+  31% of sessions are stressed (`REGIMES`). Each session's close-to-close log return
   is `drift/252 + vol/sqrt(252) * z`, `z` Student-t with `T_DF` degrees of freedom scaled to unit
   variance (fat-ish tails), clipped to +-20% (SOX's worst day since 1997 was -17%).
 * Intraday: the overnight gap is `GAP_BETA * r + N(0, (GAP_NOISE * sigma_day)^2)` (real SOX: gap
@@ -33,13 +34,13 @@ and the min-max over seeds 1-5, 7, 11. tests/test_data_synthetic.py asserts seed
 |--------------------------------------|---------------|----------------|--------|---------|--------------|
 | annualised vol                       | 0.382         | 0.336          | 0.357  | .34-.37 | 0.30-0.42    |
 | mean log return per year             | 0.132         | 0.122          | 0.087  | .09-.19 | 0.03-0.25    |
-| excess kurtosis of daily returns     | 3.4           | 3.7            | 4.0    | 3.5-5.1 | 1.5-8        |
+| excess kurtosis of daily returns     | 3.4           | 3.7            | 4.0    | 3.4-5.1 | 1.5-8        |
 | median max drawdown, 3-year windows  | -0.39         | -0.34          | -0.44  | -.44/-.39 | -0.55/-0.25 |
 | worst max drawdown, 3-year windows   | -0.84         | -0.67          | -0.90  | -.90/-.74 | -0.97/-0.55 |
 | yearly vol, 10%-90% quantiles        | 0.21-0.51     | 0.20-0.49      | .24-.48 | .23-.50 | not asserted |
 | mean run (sessions) of 63-day vol    | 91            | 88             | 70     | 44-129  | 30-250       |
 | above its median (regime length)     |               |                |        |         |              |
-| mean daily range (high-low)/close    | 0.027         |                | 0.031  |         | not asserted |
+| mean daily range (high-low)/close    | 0.027         |                | 0.031  | .029-.032 | not asserted |
 """
 
 from __future__ import annotations
@@ -260,17 +261,22 @@ def generate(
     if years <= 0:
         raise ValueError(f"years must be positive, got {years}")
     first = pd.Timestamp(start).normalize()
-    days = sessions(first, first + pd.Timedelta(days=years * 365.25) - pd.Timedelta(days=1))
+    days = sessions(first, first + pd.Timedelta(days=round(years * 365.25) - 1))
     if len(days) == 0:
         raise ValueError(f"no XNYS session in {years} years from {first.date()}")
     step = timeframe_minutes(timeframe) if is_intraday(timeframe) else REGULAR_MINUTES
     names = {s: s.lstrip("^").upper() for s in symbols}
     parts: dict[str, list[tuple[np.ndarray, ...]]] = {s: [] for s in names.values()}
     state: dict[str, float] = {}
-    for j, ix in enumerate(_index_chunks(seed, session_minutes(days))):
+    # Every chunk has CHUNK sessions (the last padded with full days, then dropped), so the random
+    # draws of a session do not depend on how many sessions follow it.
+    n_minutes = session_minutes(days)
+    padded = np.concatenate([n_minutes, np.full(-len(days) % CHUNK, REGULAR_MINUTES)])
+    for j, ix in enumerate(_index_chunks(seed, padded)):
+        real = min(CHUNK, len(days) - j * CHUNK)
         for sym in parts:
-            o, h, lo, c, v = _symbol_minutes(sym, seed, j, ix, state)
-            parts[sym].append(_aggregate(o, h, lo, c, v, ix.valid, ix.n, step))
+            o, h, lo, c, v = (a[:real] for a in _symbol_minutes(sym, seed, j, ix, state))
+            parts[sym].append(_aggregate(o, h, lo, c, v, ix.valid[:real], ix.n[:real], step))
     if is_intraday(timeframe):
         starts, _, _ = session_grid(days, timeframe)
         index = pd.DatetimeIndex(pd.to_datetime(starts, utc=True).tz_convert(TZ), name="timestamp")
