@@ -21,7 +21,7 @@ import pandas as pd
 
 TZ = "America/New_York"
 EXCHANGE = "XNYS"
-_FIRST = pd.Timestamp("1980-01-01")
+_FIRST = pd.Timestamp("1960-01-01")
 _HORIZONS = (pd.Timestamp("2100-12-31"), pd.Timestamp("2260-12-31"))
 
 _MINUTES = {"1m": 1, "5m": 5, "15m": 15, "30m": 30, "1h": 60}
@@ -40,7 +40,7 @@ def _calendar(end: pd.Timestamp) -> xc.ExchangeCalendar:
 
 
 def calendar(upto: DateLike | None = None) -> xc.ExchangeCalendar:
-    """The cached XNYS calendar covering 1980 to at least `upto` (building one takes ~0.1-0.3 s)."""
+    """The cached XNYS calendar covering 1960 to at least `upto` (building one takes ~0.1-0.3 s)."""
     want = _FIRST if upto is None else _naive_day(upto)
     for horizon in _HORIZONS:
         if want <= horizon:

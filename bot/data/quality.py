@@ -78,7 +78,8 @@ class QualityReport:
 
     def summary(self) -> str:
         """One line for logs and the UI: kept/in counts, then each non-zero kind with an example."""
-        head = f"{self.symbol} {self.timeframe}: {self.n_out}/{self.n_in} bars kept".replace(" :", ":")
+        name = f"{self.symbol} {self.timeframe}" if self.timeframe else self.symbol
+        head = f"{name}: {self.n_out}/{self.n_in} bars kept"
         parts = [
             f"{k}={n}" + (f" (first {self.examples[k][0]})" if self.examples.get(k) else "")
             for k, n in self.counts.items()
