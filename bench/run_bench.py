@@ -22,16 +22,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.backtest import run_backtest, session_labels, set_id_for  # noqa: E402
-from bot.broker.sim import SimBroker  # noqa: E402
-from bot.config import StrategyConfig, load_config  # noqa: E402
-from bot.data.quality import clean_bars  # noqa: E402
-from bot.data.synthetic import generate  # noqa: E402
-from bot.engine import Engine  # noqa: E402
-from bot.journal import Journal  # noqa: E402
-from bot.live import TrailingSignals  # noqa: E402
-from bot.plugins import create  # noqa: E402
-from bot.window import live_window  # noqa: E402
+from bot.backtest import run_backtest, session_labels, set_id_for
+from bot.broker.sim import SimBroker
+from bot.config import StrategyConfig, load_config
+from bot.data.quality import clean_bars
+from bot.data.synthetic import generate
+from bot.engine import Engine
+from bot.journal import Journal
+from bot.live import TrailingSignals
+from bot.plugins import create
+from bot.window import live_window
 
 STRATS = {
     "ma_cross": {"fast": 20, "slow": 50, "kind": "sma"},
@@ -56,8 +56,10 @@ def cfg_for(name: str):
 
 
 def bench_backtest(repeat: int) -> list[str]:
-    rows = ["| strategy | data | bars | trades | engine only (bars/s) | with journal (bars/s) |",
-            "|---|---|---:|---:|---:|---:|"]
+    rows = [
+        "| strategy | data | bars | trades | engine only (bars/s) | with journal (bars/s) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     cases = [("1d", 1), ("1d", 10), ("1d", 100), ("1m", 1)]
     for tf, years in cases:
         bars = market(tf, years)
@@ -81,15 +83,19 @@ def bench_backtest(repeat: int) -> list[str]:
                     j.close()
                     jt.append(time.perf_counter() - t)
             label = f"{years} y of {tf}"
-            rows.append(f"| {name} | {label} | {n:,} | {len(res.trades)} | {n / statistics.median(times):,.0f} |"
-                        f" {n / statistics.median(jt):,.0f} |")
+            rows.append(
+                f"| {name} | {label} | {n:,} | {len(res.trades)} | {n / statistics.median(times):,.0f} |"
+                f" {n / statistics.median(jt):,.0f} |"
+            )
             print(rows[-1], flush=True)
     return rows
 
 
 def bench_live(samples: int) -> list[str]:
-    rows = ["| strategies | window (bars) | history before (bars) | p50 (ms) | p99 (ms) | max (ms) |",
-            "|---|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| strategies | window (bars) | history before (bars) | p50 (ms) | p99 (ms) | max (ms) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     bars = market("1m", 1.1)
     n = len(bars["SOXX"])
     for names in (["ma_cross"], ["rsi"], ["support"], list(STRATS)):
@@ -120,8 +126,10 @@ def bench_live(samples: int) -> list[str]:
                     lat[m].append(dt * 1000)
         for m in marks:
             xs = np.array(lat[m])
-            rows.append(f"| {'+'.join(names)} | {live.window} | {m:,} | {np.median(xs):.3f} |"
-                        f" {np.percentile(xs, 99):.3f} | {xs.max():.3f} |")
+            rows.append(
+                f"| {'+'.join(names)} | {live.window} | {m:,} | {np.median(xs):.3f} |"
+                f" {np.percentile(xs, 99):.3f} | {xs.max():.3f} |"
+            )
             print(rows[-1], flush=True)
     return rows
 

@@ -13,7 +13,9 @@ from bot.config import ConfigError, Settings
 from bot.strategy import Strategy
 
 
-def build_strategies(cfg: Settings, source: str = "config", extra_paths: tuple[Path, ...] = ()) -> list[Strategy]:
+def build_strategies(
+    cfg: Settings, source: str = "config", extra_paths: tuple[Path, ...] = ()
+) -> list[Strategy]:
     from bot.plugins import PluginError, create
 
     out = []
@@ -21,7 +23,9 @@ def build_strategies(cfg: Settings, source: str = "config", extra_paths: tuple[P
         try:
             out.append(create(sc.name, sc.params, extra_paths))
         except PluginError as exc:
-            raise ConfigError(f"Invalid configuration in {source}:\n  - strategies[{i}] ({sc.name}): {exc}") from exc
+            raise ConfigError(
+                f"Invalid configuration in {source}:\n  - strategies[{i}] ({sc.name}): {exc}"
+            ) from exc
     return out
 
 

@@ -24,8 +24,17 @@ from bot.ids import strategy_set_id
 from bot.journal import Journal
 from bot.strategy import DIRECTION, REASON, Strategy
 
-TRADE_COLUMNS = ["symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit_price", "pnl",
-                 "exit_reason"]
+TRADE_COLUMNS = [
+    "symbol",
+    "side",
+    "qty",
+    "entry_time",
+    "entry_price",
+    "exit_time",
+    "exit_price",
+    "pnl",
+    "exit_reason",
+]
 
 
 def set_id_for(cfg: Settings) -> str:
@@ -122,18 +131,28 @@ def run_backtest(
     for sym in uni.traded:
         df = bars[sym].reindex(idx)
         present = df["close"].notna().to_numpy()
-        rows = list(zip(df["open"].tolist(), df["high"].tolist(), df["low"].tolist(), df["close"].tolist(),
-                        strict=True))
+        rows = list(
+            zip(
+                df["open"].tolist(),
+                df["high"].tolist(),
+                df["low"].tolist(),
+                df["close"].tolist(),
+                strict=True,
+            )
+        )
         per_symbol.append((sym, [r if p else None for r, p in zip(rows, present, strict=True)]))
         if "tradable" in bars[sym]:
             tradable &= df["tradable"].fillna(False).to_numpy(bool) | ~present
 
-    broker = SimBroker(cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission,
-                       cfg.risk.fractional)
+    broker = SimBroker(
+        cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional
+    )
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
     sess_list = session_labels(idx).tolist()
-    ts_keys = (idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx).as_unit("ns").asi8.tolist()
+    ts_keys = (
+        (idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx).as_unit("ns").asi8.tolist()
+    )
     comb_list = combined.tolist()
     trad_list = tradable.tolist()
     changed = np.ones(n, bool)
@@ -163,8 +182,14 @@ def run_backtest(
             if journal is not None:
                 for name in signals.outputs:
                     out = signals.outputs[name]
-                    journal.signal(idx[i], uni.signal, name, int(out[DIRECTION].iat[i]),
-                                   str(out[REASON].iat[i]), signals.values_at(name, i))
+                    journal.signal(
+                        idx[i],
+                        uni.signal,
+                        name,
+                        int(out[DIRECTION].iat[i]),
+                        str(out[REASON].iat[i]),
+                        signals.values_at(name, i),
+                    )
                 journal.signal(idx[i], uni.signal, "combined", comb_list[i], reason)
         else:
             reason = ""
@@ -175,4 +200,6 @@ def run_backtest(
     if journal is not None:
         journal.flush()
         journal.equity_bulk(equity)
-    return BacktestResult(trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0)
+    return BacktestResult(
+        trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0
+    )

@@ -11,7 +11,9 @@ import typer
 
 from bot.config import ConfigError, Settings, load_config
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="soxbot: a trading bot for the semiconductor sector.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="soxbot: a trading bot for the semiconductor sector."
+)
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
 
@@ -41,7 +43,9 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
 @app.command()
 def run(
     config: ConfigOpt = None,
-    live: Annotated[bool, typer.Option("--live", help="Allow live trading (also needs [broker] live = true).")] = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Allow live trading (also needs [broker] live = true).")
+    ] = False,
     max_bars: Annotated[int | None, typer.Option(help="Stop after this many bars.")] = None,
     speed: Annotated[float | None, typer.Option(help="Replay speed in bars per second.")] = None,
 ) -> None:
@@ -56,9 +60,10 @@ def run(
 
     cfg = _load(config, run__max_bars=max_bars, run__speed=speed)
     log.configure(cfg.run.log_format, cfg.run.log_level)
-    if cfg.broker.live or live:
-        if not (cfg.broker.live and live):
-            raise _fail("Live trading needs both `[broker] live = true` and the --live flag. Paper is the default.")
+    if (cfg.broker.live or live) and not (cfg.broker.live and live):
+        raise _fail(
+            "Live trading needs both `[broker] live = true` and the --live flag. Paper is the default."
+        )
     if cfg.broker.kind != "sim":
         raise _fail(f"[broker] kind = {cfg.broker.kind!r} is not available in this build yet; use 'sim'.")
     try:
@@ -70,7 +75,9 @@ def run(
     from bot.backtest import set_id_for
 
     journal.start_run("paper-replay", set_id_for(cfg), json.loads(cfg.model_dump_json()), synthetic)
-    broker = SimBroker(cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional)
+    broker = SimBroker(
+        cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional
+    )
     stop = StopFlag()
     stop.install()
     status = "ok"
@@ -86,7 +93,9 @@ def run(
 @app.command()
 def backtest(
     config: ConfigOpt = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Directory of {SYMBOL}_{TF}.csv; implies source=csv.")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Directory of {SYMBOL}_{TF}.csv; implies source=csv.")
+    ] = None,
     start: Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD.")] = None,
     end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("backtest-out"),
@@ -110,18 +119,26 @@ def backtest(
         raise _fail(str(exc)) from exc
     summary = write_outputs(cfg, strategies, bars, out, synthetic=synthetic, progress=progress)
     s, b = summary["strategy"], summary["buy_and_hold"]
-    typer.echo(f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['period']['start']} .. {summary['period']['end']}"
-               f" ({summary['period']['bars']} bars)")
-    typer.echo(f"strategy:     return {s['total_return']:+.2%}  cagr {s['cagr']:+.2%}  sharpe {s['sharpe']:.2f}"
-               f"  max dd {s['max_drawdown']:.2%}  trades {s['n_trades']}")
-    typer.echo(f"buy & hold {cfg.universe.signal}: return {b['total_return']:+.2%}  cagr {b['cagr']:+.2%}"
-               f"  sharpe {b['sharpe']:.2f}  max dd {b['max_drawdown']:.2%}")
+    typer.echo(
+        f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['period']['start']} .. {summary['period']['end']}"
+        f" ({summary['period']['bars']} bars)"
+    )
+    typer.echo(
+        f"strategy:     return {s['total_return']:+.2%}  cagr {s['cagr']:+.2%}  sharpe {s['sharpe']:.2f}"
+        f"  max dd {s['max_drawdown']:.2%}  trades {s['n_trades']}"
+    )
+    typer.echo(
+        f"buy & hold {cfg.universe.signal}: return {b['total_return']:+.2%}  cagr {b['cagr']:+.2%}"
+        f"  sharpe {b['sharpe']:.2f}  max dd {b['max_drawdown']:.2%}"
+    )
     typer.echo(f"wrote {out}/trades.csv equity.csv summary.json report.html journal.db")
 
 
 @app.command()
 def strategies(
-    path: Annotated[list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")] = None,
+    path: Annotated[
+        list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")
+    ] = None,
 ) -> None:
     """List the discovered strategy plugins with their parameters and defaults."""
     from bot.plugins import available, describe_params
@@ -145,13 +162,17 @@ def new_strategy(
         path = scaffold(name, dest)
     except (PluginError, FileExistsError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(f"wrote {path}\nnext: soxbot test-strategy {name}   then   soxbot backtest (add it under [[strategies]])")
+    typer.echo(
+        f"wrote {path}\nnext: soxbot test-strategy {name}, then add it under [[strategies]] and backtest"
+    )
 
 
 @app.command("test-strategy")
 def test_strategy(
     name: Annotated[str, typer.Argument(help="Plugin name.")],
-    path: Annotated[list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")] = None,
+    path: Annotated[
+        list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")
+    ] = None,
 ) -> None:
     """Check a plugin: defaults validate, output shape, warm-up, no look-ahead, live-window parity."""
     from bot.plugin_check import check_plugin

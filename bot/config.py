@@ -148,9 +148,7 @@ class JournalConfig(_Section):
 
 
 class RunConfig(_Section):
-    speed: float = Field(
-        20.0, gt=0, description="Replay driver: bars per second of wall time (0 < speed)."
-    )
+    speed: float = Field(20.0, gt=0, description="Replay driver: bars per second of wall time (0 < speed).")
     max_bars: int = Field(0, ge=0, description="Replay driver: stop after this many bars; 0 = all.")
     log_format: Literal["console", "json", "keyvalue"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

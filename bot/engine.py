@@ -243,7 +243,10 @@ class Engine:
         if direction is not None and direction != self.last_dir:
             self._decide(self.now, direction, tradable, reason)
         self._idle = (
-            self.pos is None and not self.orders and not self._risk_on and not self.atr
+            self.pos is None
+            and not self.orders
+            and not self._risk_on
+            and not self.atr
             and self.pending_open is None
         )
 
@@ -263,8 +266,15 @@ class Engine:
         pos.stop_rev += 1
         pos.stop = new
         intent = OrderIntent(
-            self._cid(pos.symbol, pos.signal_ts, Intent.STOP, pos.stop_rev), self.now, pos.symbol,  # type: ignore[arg-type]
-            Side.SELL, pos.qty, OrderType.STOP, Intent.STOP, "trailing stop raised", stop_price=new,
+            self._cid(pos.symbol, pos.signal_ts, Intent.STOP, pos.stop_rev),
+            self.now,
+            pos.symbol,  # type: ignore[arg-type]
+            Side.SELL,
+            pos.qty,
+            OrderType.STOP,
+            Intent.STOP,
+            "trailing stop raised",
+            stop_price=new,
             exit_reason=ExitReason.STOP_LOSS,
         )
         self.orders[intent.client_order_id] = intent
@@ -280,8 +290,9 @@ class Engine:
             self.peak_equity = equity
         pos = self.pos
         if pos is not None and not pos.closing and r.max_hold_days > 0 and pos.sessions >= r.max_hold_days:
-            self._verdict("exit", f"held {pos.sessions} sessions >= max_hold_days {r.max_hold_days}",
-                          symbol=pos.symbol)
+            self._verdict(
+                "exit", f"held {pos.sessions} sessions >= max_hold_days {r.max_hold_days}", symbol=pos.symbol
+            )
             self._close(pos, ExitReason.MAX_HOLD, "max hold reached")
         if self.locked_until is not None and self.session is not None and self.session >= self.locked_until:
             self.locked_until = None
@@ -293,8 +304,12 @@ class Engine:
         ):
             self.locked_until = self.session + 1  # type: ignore[operator]
             loss = 1 - equity / self.day_start_equity
-            self._verdict("lock", f"daily loss {loss:.2%} >= limit {r.daily_loss_limit_pct:.2%}; "
-                          "flatten and lock until next session", equity=round(equity, 2))
+            self._verdict(
+                "lock",
+                f"daily loss {loss:.2%} >= limit {r.daily_loss_limit_pct:.2%}; "
+                "flatten and lock until next session",
+                equity=round(equity, 2),
+            )
             self._flatten("daily loss limit")
         dd_floor = self.peak_equity * (1 - r.max_drawdown_pct)
         if r.max_drawdown_pct > 0 and not self.killed and equity <= dd_floor:
@@ -303,8 +318,12 @@ class Engine:
             why = f"drawdown {dd:.2%} >= max_drawdown_pct {r.max_drawdown_pct:.2%}"
             if self.journal is not None:
                 self.journal.set_state(KILL_KEY, f"{self.now}: {why}")
-            self._verdict("kill", why + "; flatten and stay locked until `soxbot rearm`",
-                          equity=round(equity, 2), peak=round(self.peak_equity, 2))
+            self._verdict(
+                "kill",
+                why + "; flatten and stay locked until `soxbot rearm`",
+                equity=round(equity, 2),
+                peak=round(self.peak_equity, 2),
+            )
             self._flatten("max drawdown kill switch")
 
     def _flatten(self, why: str) -> None:
@@ -343,21 +362,51 @@ class Engine:
         equity = self.equity_now
         qty = position_qty(self.risk, equity, self.cash, ref_price, stop_est)
         if qty <= 0:
-            self._verdict("block", f"no entry into {symbol}: size is 0", equity=round(equity, 2),
-                          cash=round(self.cash, 2), price=ref_price)
+            self._verdict(
+                "block",
+                f"no entry into {symbol}: size is 0",
+                equity=round(equity, 2),
+                cash=round(self.cash, 2),
+                price=ref_price,
+            )
             return
-        self._verdict("allow", f"enter {symbol}: {self.risk.sizing} qty {qty:g} at ~{ref_price:.4g}",
-                      qty=qty, stop=stop_est)
-        self._send(OrderIntent(self._cid(symbol, signal_ts, Intent.OPEN), self.now, symbol, Side.BUY, qty,  # type: ignore[arg-type]
-                               OrderType.MARKET, Intent.OPEN, reason))
+        self._verdict(
+            "allow",
+            f"enter {symbol}: {self.risk.sizing} qty {qty:g} at ~{ref_price:.4g}",
+            qty=qty,
+            stop=stop_est,
+        )
+        self._send(
+            OrderIntent(
+                self._cid(symbol, signal_ts, Intent.OPEN),
+                self.now,
+                symbol,
+                Side.BUY,
+                qty,  # type: ignore[arg-type]
+                OrderType.MARKET,
+                Intent.OPEN,
+                reason,
+            )
+        )
 
     def _close(self, pos: Position, why: ExitReason, reason: str) -> None:
         pos.closing = True
         for cid in (pos.stop_cid, pos.tp_cid):
             if cid is not None:
                 self.broker.cancel(cid)
-        self._send(OrderIntent(self._cid(pos.symbol, self.now, Intent.CLOSE), self.now, pos.symbol, Side.SELL,  # type: ignore[arg-type]
-                               pos.qty, OrderType.MARKET, Intent.CLOSE, reason, exit_reason=why))
+        self._send(
+            OrderIntent(
+                self._cid(pos.symbol, self.now, Intent.CLOSE),
+                self.now,
+                pos.symbol,
+                Side.SELL,  # type: ignore[arg-type]
+                pos.qty,
+                OrderType.MARKET,
+                Intent.CLOSE,
+                reason,
+                exit_reason=why,
+            )
+        )
 
     # -- broker callbacks --------------------------------------------------------------------
     def _on_fill(self, f: OrderFilled) -> None:
@@ -390,23 +439,42 @@ class Engine:
         pos.stop = stops.initial_stop(self.risk, f.price, atr)
         pos.take_profit = stops.take_profit(self.risk, f.price)
         if pos.stop is not None:
-            si = OrderIntent(self._cid(f.symbol, signal_ts, Intent.STOP), f.ts, f.symbol, Side.SELL, f.qty,
-                             OrderType.STOP, Intent.STOP, "protective stop", stop_price=pos.stop,
-                             exit_reason=ExitReason.STOP_LOSS)
+            si = OrderIntent(
+                self._cid(f.symbol, signal_ts, Intent.STOP),
+                f.ts,
+                f.symbol,
+                Side.SELL,
+                f.qty,
+                OrderType.STOP,
+                Intent.STOP,
+                "protective stop",
+                stop_price=pos.stop,
+                exit_reason=ExitReason.STOP_LOSS,
+            )
             pos.stop_cid = si.client_order_id
             self._send(si)
         if pos.take_profit is not None:
-            ti = OrderIntent(self._cid(f.symbol, signal_ts, Intent.TAKE_PROFIT), f.ts, f.symbol, Side.SELL,
-                             f.qty, OrderType.LIMIT, Intent.TAKE_PROFIT, "take profit",
-                             limit_price=pos.take_profit, exit_reason=ExitReason.TAKE_PROFIT)
+            ti = OrderIntent(
+                self._cid(f.symbol, signal_ts, Intent.TAKE_PROFIT),
+                f.ts,
+                f.symbol,
+                Side.SELL,
+                f.qty,
+                OrderType.LIMIT,
+                Intent.TAKE_PROFIT,
+                "take profit",
+                limit_price=pos.take_profit,
+                exit_reason=ExitReason.TAKE_PROFIT,
+            )
             pos.tp_cid = ti.client_order_id
             self._send(ti)
 
     def _on_exit(self, f: OrderFilled, intent: OrderIntent | None) -> None:
         pos = self.pos
         if pos is None or pos.symbol != f.symbol:
-            self._verdict("alert", f"sell fill for {f.symbol} with no position in the engine",
-                          cid=f.client_order_id)
+            self._verdict(
+                "alert", f"sell fill for {f.symbol} with no position in the engine", cid=f.client_order_id
+            )
             return
         pos.exit_qty += f.qty
         pos.exit_value += f.qty * f.price
@@ -420,8 +488,19 @@ class Engine:
                 self.broker.cancel(cid)
         exit_price = pos.exit_value / pos.exit_qty
         pnl = pos.exit_value - pos.exit_qty * pos.entry_price - pos.entry_commission - pos.exit_commission
-        self.trades.append(Trade(pos.symbol, "long", pos.exit_qty, pos.entry_time, pos.entry_price, f.ts,
-                                 exit_price, pnl, reason))
+        self.trades.append(
+            Trade(
+                pos.symbol,
+                "long",
+                pos.exit_qty,
+                pos.entry_time,
+                pos.entry_price,
+                f.ts,
+                exit_price,
+                pnl,
+                reason,
+            )
+        )
         self.pos = None
         self.last_close[f.symbol] = self.last_close.get(f.symbol, f.price)
         p = self.pending_open
@@ -457,8 +536,12 @@ class Engine:
         else:
             for cid, o in list(self.orders.items()):
                 if o.symbol == pos.symbol and o.intent is Intent.CLOSE:
-                    self.orders[cid] = OrderIntent(**{**{k: getattr(o, k) for k in o.__dataclass_fields__},
-                                                      "exit_reason": ExitReason.END_OF_DATA})
+                    self.orders[cid] = OrderIntent(
+                        **{
+                            **{k: getattr(o, k) for k in o.__dataclass_fields__},
+                            "exit_reason": ExitReason.END_OF_DATA,
+                        }
+                    )
         px = self.last_close.get(pos.symbol, pos.entry_price)
         self.broker.on_bar(ts, {pos.symbol: (px, px, px, px)})
         if self.pos is None and self.equity_log.ts:

@@ -16,7 +16,9 @@ import pandas as pd
 PREFIX = "sx"
 
 
-def strategy_set_id(strategies: list[dict[str, Any]], universe: dict[str, Any], combine: dict[str, Any]) -> str:
+def strategy_set_id(
+    strategies: list[dict[str, Any]], universe: dict[str, Any], combine: dict[str, Any]
+) -> str:
     """A short stable hash of what decides trades: plugins with params, routing and combiner."""
     blob = json.dumps(
         {"strategies": strategies, "universe": universe, "combine": combine}, sort_keys=True, default=str

@@ -82,26 +82,55 @@ class Journal:
         else:
             self.db.execute(sql, row)
 
-    def signal(self, ts: Any, symbol: str, strategy: str, direction: int, reason: str,
-               values: dict[str, float] | None = None) -> None:
+    def signal(
+        self,
+        ts: Any,
+        symbol: str,
+        strategy: str,
+        direction: int,
+        reason: str,
+        values: dict[str, float] | None = None,
+    ) -> None:
         vals = json.dumps({k: (None if v != v else round(float(v), 6)) for k, v in (values or {}).items()})
-        self._add("signals", (self.run_id, _ts(ts), symbol, strategy, int(direction), reason, vals),
-                  "INSERT INTO signals VALUES (?,?,?,?,?,?,?)")
+        self._add(
+            "signals",
+            (self.run_id, _ts(ts), symbol, strategy, int(direction), reason, vals),
+            "INSERT INTO signals VALUES (?,?,?,?,?,?,?)",
+        )
 
     def risk(self, v: RiskVerdict) -> None:
-        self._add("risk", (self.run_id, _ts(v.ts), v.action, v.reason, json.dumps(v.details, default=str)),
-                  "INSERT INTO risk VALUES (?,?,?,?,?)")
+        self._add(
+            "risk",
+            (self.run_id, _ts(v.ts), v.action, v.reason, json.dumps(v.details, default=str)),
+            "INSERT INTO risk VALUES (?,?,?,?,?)",
+        )
 
     def order_intent(self, o: OrderIntent) -> None:
         """Record an order before it is sent. Always written through, even when buffered."""
         self.db.execute(
             "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (self.run_id, o.client_order_id, _ts(o.ts), o.symbol, o.side.value, o.qty, o.type.value,
-             o.intent.value, o.stop_price, o.limit_price, o.reason, "intent", None, "", _now()),
+            (
+                self.run_id,
+                o.client_order_id,
+                _ts(o.ts),
+                o.symbol,
+                o.side.value,
+                o.qty,
+                o.type.value,
+                o.intent.value,
+                o.stop_price,
+                o.limit_price,
+                o.reason,
+                "intent",
+                None,
+                "",
+                _now(),
+            ),
         )
 
-    def order_status(self, client_order_id: str, status: str, broker_id: str | None = None,
-                     detail: str = "") -> None:
+    def order_status(
+        self, client_order_id: str, status: str, broker_id: str | None = None, detail: str = ""
+    ) -> None:
         self.db.execute(
             "UPDATE orders SET status=?, broker_id=COALESCE(?, broker_id), detail=?, updated_at=? "
             "WHERE client_order_id=? AND run_id=?",
@@ -109,17 +138,28 @@ class Journal:
         )
 
     def fill(self, f: OrderFilled) -> None:
-        self._add("fills", (self.run_id, f.client_order_id, _ts(f.ts), f.symbol, f.side.value, f.qty, f.price,
-                            f.commission), "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?)")
+        self._add(
+            "fills",
+            (self.run_id, f.client_order_id, _ts(f.ts), f.symbol, f.side.value, f.qty, f.price, f.commission),
+            "INSERT INTO fills VALUES (?,?,?,?,?,?,?,?)",
+        )
 
     def equity(self, p: EquityPoint) -> None:
-        self._add("equity", (self.run_id, _ts(p.ts), p.equity, p.cash, p.position_value),
-                  "INSERT INTO equity VALUES (?,?,?,?,?)")
+        self._add(
+            "equity",
+            (self.run_id, _ts(p.ts), p.equity, p.cash, p.position_value),
+            "INSERT INTO equity VALUES (?,?,?,?,?)",
+        )
 
     def equity_bulk(self, frame: pd.DataFrame) -> None:
-        rows = zip([self.run_id] * len(frame), (t.isoformat() for t in frame.index),
-                   frame["equity"].tolist(), frame["cash"].tolist(), frame["position_value"].tolist(),
-                   strict=True)
+        rows = zip(
+            [self.run_id] * len(frame),
+            (t.isoformat() for t in frame.index),
+            frame["equity"].tolist(),
+            frame["cash"].tolist(),
+            frame["position_value"].tolist(),
+            strict=True,
+        )
         self.db.executemany("INSERT INTO equity VALUES (?,?,?,?,?)", rows)
 
     def flush(self) -> None:
@@ -141,7 +181,9 @@ class Journal:
     def set_state(self, key: str, value: str) -> None:
         self.db.execute(
             "INSERT INTO state VALUES (?,?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value, "
-            "updated_at=excluded.updated_at", (key, value, _now()))
+            "updated_at=excluded.updated_at",
+            (key, value, _now()),
+        )
 
     # -- reading -----------------------------------------------------------------------------
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> pd.DataFrame:

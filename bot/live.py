@@ -51,8 +51,8 @@ class TrailingSignals:
         end = self._start + self._n
         if end == self._data.shape[1]:  # compact: keep the newest window-1 bars (amortised O(1))
             keep = min(self._n, self.window - 1)
-            self._data[:, :keep] = self._data[:, end - keep:end]
-            self._ts[:keep] = self._ts[end - keep:end]
+            self._data[:, :keep] = self._data[:, end - keep : end]
+            self._ts[:keep] = self._ts[end - keep : end]
             self._start, self._n, end = 0, keep, keep
         self._data[:, end] = (o, h, low, c, v)
         if ts.tzinfo is not None:

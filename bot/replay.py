@@ -31,7 +31,9 @@ from bot.strategy import Strategy
 def _fmt_event(kind: str, data: dict[str, Any]) -> str:
     if kind == "order":
         o = data["order"]
-        px = f" @ {o.stop_price:.4g}" if o.stop_price else (f" @ {o.limit_price:.4g}" if o.limit_price else "")
+        px = (
+            f" @ {o.stop_price:.4g}" if o.stop_price else (f" @ {o.limit_price:.4g}" if o.limit_price else "")
+        )
         return f"ORDER {o.side.value.upper()} {o.qty:g} {o.symbol} {o.type.value}{px} [{o.intent.value}]"
     if kind == "fill":
         f = data["fill"]
@@ -69,7 +71,9 @@ def run_replay(
     log = get("soxbot.run")
     uni = cfg.universe
     events: list[str] = []
-    engine = Engine(cfg, set_id_for(cfg), broker, journal, on_event=lambda k, d: events.append(_fmt_event(k, d)))
+    engine = Engine(
+        cfg, set_id_for(cfg), broker, journal, on_event=lambda k, d: events.append(_fmt_event(k, d))
+    )
     live = TrailingSignals(cfg, strategies, window)
     sig = bars[uni.signal]
     idx = sig.index
@@ -78,8 +82,16 @@ def run_replay(
     delay = 1.0 / cfg.run.speed
     limit = cfg.run.max_bars or len(idx)
     label = " [SYNTHETIC]" if synthetic else ""
-    log.info("replay start", signal=uni.signal, bull=uni.bull or "-", bear=uni.bear or "-", bars=min(limit, len(idx)),
-             speed=f"{cfg.run.speed:g} bars/s", window=window, data=cfg.data.source + label)
+    log.info(
+        "replay start",
+        signal=uni.signal,
+        bull=uni.bull or "-",
+        bear=uni.bear or "-",
+        bars=min(limit, len(idx)),
+        speed=f"{cfg.run.speed:g} bars/s",
+        window=window,
+        data=cfg.data.source + label,
+    )
     prev_ts: pd.Timestamp | None = None
     next_tick = time.monotonic()
     rows = sig[["open", "high", "low", "close", "volume"]].itertuples(index=True, name=None)
@@ -103,8 +115,9 @@ def run_replay(
             tradable = bool(sig["tradable"].iat[i]) if "tradable" in sig else True
             for name, (d, why, vals) in dec.per_strategy.items():
                 journal.signal(ts, uni.signal, name, d, why, vals)
-            journal.signal(ts, uni.signal, "combined", 0 if dec.direction is None else dec.direction,
-                           dec.reason)
+            journal.signal(
+                ts, uni.signal, "combined", 0 if dec.direction is None else dec.direction, dec.reason
+            )
             engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason)
             pos = engine.pos
             log.info(
@@ -123,6 +136,11 @@ def run_replay(
             time.sleep(pause)
         else:
             next_tick = time.monotonic()
-    log.info("replay end", bars=engine.n_bars, trades=len(engine.trades), equity=round(engine.equity_now, 2),
-             position=f"{engine.pos.qty:g} {engine.pos.symbol}" if engine.pos else "flat")
+    log.info(
+        "replay end",
+        bars=engine.n_bars,
+        trades=len(engine.trades),
+        equity=round(engine.equity_now, 2),
+        position=f"{engine.pos.qty:g} {engine.pos.symbol}" if engine.pos else "flat",
+    )
     return engine

@@ -53,26 +53,43 @@ def write_outputs(
     eq = result.equity.copy()
     eq.index.name = "timestamp"
     eq.to_csv(out / "equity.csv")
-    summary = summarize(eq, result.trades, sig["close"], bars_per_year(cfg.data.timeframe), cfg.broker.starting_cash)
+    summary = summarize(
+        eq, result.trades, sig["close"], bars_per_year(cfg.data.timeframe), cfg.broker.starting_cash
+    )
     summary["run"] = {
-        "signal": cfg.universe.signal, "bull": cfg.universe.bull, "bear": cfg.universe.bear,
-        "strategies": [repr(s) for s in strategies], "combine": cfg.combine.mode,
-        "data": cfg.data.source, "synthetic": synthetic, "timeframe": cfg.data.timeframe,
+        "signal": cfg.universe.signal,
+        "bull": cfg.universe.bull,
+        "bear": cfg.universe.bear,
+        "strategies": [repr(s) for s in strategies],
+        "combine": cfg.combine.mode,
+        "data": cfg.data.source,
+        "synthetic": synthetic,
+        "timeframe": cfg.data.timeframe,
         "engine_seconds": round(result.seconds, 4),
         "bars_per_second": round(len(sig) / result.seconds) if result.seconds > 0 else None,
     }
     summary = _clean(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    uni = cfg.universe
     panels: dict[str, str] = {}
     for s in strategies:
         panels.update(s.panels)
     indicators = result.signals.indicators()
     write_report(
         out / "report.html",
-        title=f"soxbot backtest: {cfg.universe.signal} signal -> {cfg.universe.bull or '-'} / {cfg.universe.bear or '-'}",
-        bars=sig, indicators=indicators, panels=panels, trades=result.trades, equity=eq,
-        benchmark_close=sig["close"], summary=summary, synthetic=synthetic, bear=cfg.universe.bear,
-        notes=[f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
-               f"risk: {cfg.risk.model_dump()}"],
+        title=f"soxbot backtest: {uni.signal} signal -> {uni.bull or '-'} / {uni.bear or '-'}",
+        bars=sig,
+        indicators=indicators,
+        panels=panels,
+        trades=result.trades,
+        equity=eq,
+        benchmark_close=sig["close"],
+        summary=summary,
+        synthetic=synthetic,
+        bear=cfg.universe.bear,
+        notes=[
+            f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
+            f"risk: {cfg.risk.model_dump()}",
+        ],
     )
     return summary

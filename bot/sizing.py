@@ -26,10 +26,7 @@ def position_qty(
         qty = cfg.fraction * equity / price
     cap = min(cfg.max_position_pct * equity, cash) / price
     qty = min(qty, cap)
-    if not cfg.fractional:
-        qty = math.floor(qty + 1e-9)
-    else:
-        qty = math.floor(qty * 1e6) / 1e6
+    qty = math.floor(qty + 1e-09) if not cfg.fractional else math.floor(qty * 1000000.0) / 1000000.0
     return max(qty, 0.0)
 
 

@@ -20,7 +20,9 @@ def make_cfg(**risk: object) -> Settings:
 
 
 def make_engine(cfg: Settings, journal: Journal | None = None) -> tuple[Engine, SimBroker]:
-    broker = SimBroker(cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional)
+    broker = SimBroker(
+        cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional
+    )
     return Engine(cfg, "test0001", broker, journal), broker
 
 
@@ -40,7 +42,9 @@ def drive(
     for t, (d, bars) in zip(ts, rows, strict=True):
         engine.step(t, t.value // 86_400_000_000_000, bars, d)
         if check_never_both:
-            assert not ("SOXL" in broker.positions and "SOXS" in broker.positions), "held bull and bear at once"
+            assert not ("SOXL" in broker.positions and "SOXS" in broker.positions), (
+                "held bull and bear at once"
+            )
     return ts
 
 

@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -19,9 +18,15 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.e2e
 
 
-def soxbot(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def soxbot(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], cwd=REPO, capture_output=True, text=True, timeout=timeout,
+        [sys.executable, "-m", "bot.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 
@@ -35,14 +40,39 @@ def test_backtest_on_real_data_writes_every_file(shared_data, tmp_path):
         '[[strategies]]\nname = "rsi"\n[[strategies]]\nname = "support"\n'
         "[risk]\nstop_loss_pct = 0.08\nfractional = true\nmax_hold_days = 20\n"
     )
-    r = soxbot("backtest", "--config", str(cfg), "--data-dir", str(shared_data), "--start", "2021-01-01",
-               "--out", str(out))
+    r = soxbot(
+        "backtest",
+        "--config",
+        str(cfg),
+        "--data-dir",
+        str(shared_data),
+        "--start",
+        "2021-01-01",
+        "--out",
+        str(out),
+    )
     assert r.returncode == 0, r.stderr
     trades = pd.read_csv(out / "trades.csv")
-    assert list(trades.columns) == ["symbol", "side", "qty", "entry_time", "entry_price", "exit_time",
-                                    "exit_price", "pnl", "exit_reason"]
+    assert list(trades.columns) == [
+        "symbol",
+        "side",
+        "qty",
+        "entry_time",
+        "entry_price",
+        "exit_time",
+        "exit_price",
+        "pnl",
+        "exit_reason",
+    ]
     assert len(trades) > 5 and set(trades.symbol) <= {"SOXL", "SOXS"}
-    assert set(trades.exit_reason) <= {"signal", "stop_loss", "take_profit", "max_hold", "end_of_data", "risk"}
+    assert set(trades.exit_reason) <= {
+        "signal",
+        "stop_loss",
+        "take_profit",
+        "max_hold",
+        "end_of_data",
+        "risk",
+    }
     assert pd.to_datetime(trades.entry_time).min() >= pd.Timestamp("2021-01-01")
     eq = pd.read_csv(out / "equity.csv")
     assert list(eq.columns) == ["timestamp", "equity", "cash", "position_value"]
@@ -51,8 +81,17 @@ def test_backtest_on_real_data_writes_every_file(shared_data, tmp_path):
     assert eq.equity.iloc[-1] - 100_000 == pytest.approx(trades.pnl.sum(), rel=1e-6, abs=1e-4)
     summary = json.loads((out / "summary.json").read_text())
     for block in ("strategy", "buy_and_hold"):
-        for k in ("total_return", "cagr", "sharpe", "sortino", "max_drawdown", "win_rate", "profit_factor",
-                  "exposure", "n_trades"):
+        for k in (
+            "total_return",
+            "cagr",
+            "sharpe",
+            "sortino",
+            "max_drawdown",
+            "win_rate",
+            "profit_factor",
+            "exposure",
+            "n_trades",
+        ):
             assert k in summary[block]
     assert summary["strategy"]["n_trades"] == len(trades)
     html = (out / "report.html").read_text()
@@ -72,8 +111,16 @@ def test_backtest_on_synthetic_default_is_labelled(tmp_path):
 
 def test_run_offline_default_logs_decisions_and_journals(tmp_path):
     db = tmp_path / "run.db"
-    r = soxbot("run", "--config", "config.example.toml", "--max-bars", "160", "--speed", "5000",
-               env={"SOXBOT_JOURNAL__PATH": str(db)})
+    r = soxbot(
+        "run",
+        "--config",
+        "config.example.toml",
+        "--max-bars",
+        "160",
+        "--speed",
+        "5000",
+        env={"SOXBOT_JOURNAL__PATH": str(db)},
+    )
     assert r.returncode == 0, r.stderr
     assert "SYNTHETIC" in r.stdout and "signal=" in r.stdout
     assert "ORDER BUY" in r.stdout and "FILL BUY" in r.stdout
@@ -88,9 +135,14 @@ def test_run_offline_default_logs_decisions_and_journals(tmp_path):
 
 def test_run_stops_cleanly_on_sigterm(tmp_path):
     db = tmp_path / "run.db"
-    p = subprocess.Popen([sys.executable, "-m", "bot.cli", "run", "--speed", "20"], cwd=REPO,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         env={**os.environ, "SOXBOT_JOURNAL__PATH": str(db)})
+    p = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "run", "--speed", "20"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SOXBOT_JOURNAL__PATH": str(db)},
+    )
     deadline = time.time() + 60
     assert p.stdout is not None
     seen = 0

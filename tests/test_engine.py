@@ -18,8 +18,8 @@ def test_enters_on_first_valid_bar_and_fills_at_next_open():
     cfg = make_cfg(stop_loss_pct=0.0)
     eng, broker = make_engine(cfg)
     rows = [
-        (None, both(10, 10)),                       # warm-up
-        (1, both(10, 10)),                          # first valid bar: +1 -> buy bull at next open
+        (None, both(10, 10)),  # warm-up
+        (1, both(10, 10)),  # first valid bar: +1 -> buy bull at next open
         (1, {"SOXL": (11, 11.5, 10.5, 11), "SOXS": flat(9)}),
     ]
     drive(eng, broker, rows)
@@ -54,12 +54,20 @@ def test_stop_fills_at_stop_inside_bar_and_at_open_on_gap():
     cfg = make_cfg(stop_loss_pct=0.10)
     # intrabar: entry 100, stop 90, bar trades 95..85 -> fill at 90
     eng, broker = make_engine(cfg)
-    drive(eng, broker, [(1, both(100, 10)), (1, both(100, 10)), (1, {"SOXL": (95, 96, 85, 88), "SOXS": flat(10)})])
+    drive(
+        eng,
+        broker,
+        [(1, both(100, 10)), (1, both(100, 10)), (1, {"SOXL": (95, 96, 85, 88), "SOXS": flat(10)})],
+    )
     t = eng.trades[0]
     assert (t.exit_price, t.exit_reason) == (90.0, ExitReason.STOP_LOSS)
     # gap: next bar opens at 80, below the stop -> fill at the open, not at the stop
     eng, broker = make_engine(cfg)
-    drive(eng, broker, [(1, both(100, 10)), (1, both(100, 10)), (1, {"SOXL": (80, 82, 78, 81), "SOXS": flat(10)})])
+    drive(
+        eng,
+        broker,
+        [(1, both(100, 10)), (1, both(100, 10)), (1, {"SOXL": (80, 82, 78, 81), "SOXS": flat(10)})],
+    )
     t = eng.trades[0]
     assert (t.exit_price, t.exit_reason) == (80.0, ExitReason.STOP_LOSS)
 
@@ -88,7 +96,11 @@ def test_no_reentry_after_stop_until_direction_changes():
 def test_take_profit_and_oco_cancels_stop():
     cfg = make_cfg(stop_loss_pct=0.05, take_profit_pct=0.10)
     eng, broker = make_engine(cfg)
-    drive(eng, broker, [(1, both(100, 10)), (1, both(100, 10)), (1, {"SOXL": (105, 112, 104, 111), "SOXS": flat(10)})])
+    drive(
+        eng,
+        broker,
+        [(1, both(100, 10)), (1, both(100, 10)), (1, {"SOXL": (105, 112, 104, 111), "SOXS": flat(10)})],
+    )
     t = eng.trades[0]
     assert (t.exit_price, t.exit_reason) == (pytest.approx(110.0), ExitReason.TAKE_PROFIT)
     assert broker.open_orders() == []  # the stop leg was cancelled
@@ -97,9 +109,12 @@ def test_take_profit_and_oco_cancels_stop():
 def test_trailing_stop_ratchets_up_and_exits():
     cfg = make_cfg(stop_loss_pct=0.0, trailing_stop_pct=0.10)
     eng, broker = make_engine(cfg)
-    rows = [(1, both(100, 10)), (1, both(100, 10)),
-            (1, {"SOXL": (100, 120, 100, 119), "SOXS": flat(10)}),   # high 120 -> stop 108 from next bar
-            (1, {"SOXL": (115, 116, 107, 110), "SOXS": flat(10)})]   # trades through 108
+    rows = [
+        (1, both(100, 10)),
+        (1, both(100, 10)),
+        (1, {"SOXL": (100, 120, 100, 119), "SOXS": flat(10)}),  # high 120 -> stop 108 from next bar
+        (1, {"SOXL": (115, 116, 107, 110), "SOXS": flat(10)}),
+    ]  # trades through 108
     drive(eng, broker, rows)
     t = eng.trades[0]
     assert t.exit_reason is ExitReason.STOP_LOSS and t.exit_price == pytest.approx(108.0)
@@ -133,8 +148,11 @@ def test_kill_switch_persists_in_journal_until_rearm(tmp_path):
     j = Journal(tmp_path / "j.db")
     j.start_run("test", "x", {})
     eng, broker = make_engine(cfg, j)
-    drive(eng, broker, [(1, both(100, 10)), (1, both(100, 10)), (1, both(70, 10)), (-1, both(70, 10)),
-                        (-1, both(70, 10))])
+    drive(
+        eng,
+        broker,
+        [(1, both(100, 10)), (1, both(100, 10)), (1, both(70, 10)), (-1, both(70, 10)), (-1, both(70, 10))],
+    )
     assert eng.pos is None and eng.trades[0].exit_reason is ExitReason.RISK
     # a new engine on the same journal (a restart) is still locked
     eng2, broker2 = make_engine(cfg, j)
@@ -148,7 +166,11 @@ def test_kill_switch_persists_in_journal_until_rearm(tmp_path):
 def test_end_of_data_closes_at_last_close():
     cfg = make_cfg(stop_loss_pct=0.0)
     eng, broker = make_engine(cfg)
-    ts = drive(eng, broker, [(1, both(100, 10)), (1, both(100, 10)), (1, {"SOXL": (101, 104, 100, 103), "SOXS": flat(10)})])
+    ts = drive(
+        eng,
+        broker,
+        [(1, both(100, 10)), (1, both(100, 10)), (1, {"SOXL": (101, 104, 100, 103), "SOXS": flat(10)})],
+    )
     eng.finish(ts[-1])
     t = eng.trades[-1]
     assert (t.exit_reason, t.exit_price) == (ExitReason.END_OF_DATA, 103)
@@ -166,7 +188,9 @@ def test_intent_is_journaled_before_send_and_ids_are_deterministic(tmp_path):
         orig = broker.submit
 
         def submit(intent, j=j, orig=orig, seen=seen_at_submit):
-            row = j.db.execute("SELECT status FROM orders WHERE client_order_id=?", (intent.client_order_id,)).fetchone()
+            row = j.db.execute(
+                "SELECT status FROM orders WHERE client_order_id=?", (intent.client_order_id,)
+            ).fetchone()
             seen.append(row)
             orig(intent)
 

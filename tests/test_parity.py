@@ -26,15 +26,22 @@ CASES = [
 
 
 def live_trades(cfg, strategies, bars):
-    broker = SimBroker(cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional)
+    broker = SimBroker(
+        cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional
+    )
     eng = Engine(cfg, set_id_for(cfg), broker, None)
     live = TrailingSignals(cfg, strategies, live_window(strategies))
     sig = bars[cfg.universe.signal]
     sess = session_labels(sig.index)
     traded = {s: bars[s].reindex(sig.index) for s in cfg.universe.traded}
-    for i, (ts, o, h, lo, c, v) in enumerate(sig[["open", "high", "low", "close", "volume"]].itertuples(name=None)):
-        bars_i = {s: (df.open.iat[i], df.high.iat[i], df.low.iat[i], df.close.iat[i])
-                  for s, df in traded.items() if pd.notna(df.close.iat[i])}
+    for i, (ts, o, h, lo, c, v) in enumerate(
+        sig[["open", "high", "low", "close", "volume"]].itertuples(name=None)
+    ):
+        bars_i = {
+            s: (df.open.iat[i], df.high.iat[i], df.low.iat[i], df.close.iat[i])
+            for s, df in traded.items()
+            if pd.notna(df.close.iat[i])
+        }
         dec = live.push(ts, o, h, lo, c, v)
         eng.step(ts, sess[i], bars_i, dec.direction, bool(sig.tradable.iat[i]), dec.reason)
     eng.finish(sig.index[-1])
@@ -48,14 +55,17 @@ def test_backtest_and_trailing_window_make_the_same_trades(shared_data, combo):
     cfg.strategies = [StrategyConfig(name=n, params=p) for n, p in combo]
     cfg.risk.stop_loss_pct = 0.08
     cfg.risk.trailing_stop_pct = 0.15
-    bars = {s: clean_bars(load_csv(shared_data, s, "1d", "2016-01-01", "2026-08-21"), s, "1d")[0]
-            for s in ("SOXX", "SOXL", "SOXS")}
+    bars = {
+        s: clean_bars(load_csv(shared_data, s, "1d", "2016-01-01", "2026-08-21"), s, "1d")[0]
+        for s in ("SOXX", "SOXL", "SOXS")
+    }
     strategies = [create(n, p) for n, p in combo]
     assert live_window(strategies) < 2000  # bounded: the live path's cost does not grow with history
     bt = run_backtest(cfg, strategies, bars).engine.trades
     lv = live_trades(cfg, strategies, bars)
     assert len(bt) > 5
-    assert [(t.symbol, t.entry_time, t.exit_time, t.exit_reason) for t in bt] == \
-           [(t.symbol, t.entry_time, t.exit_time, t.exit_reason) for t in lv]
+    assert [(t.symbol, t.entry_time, t.exit_time, t.exit_reason) for t in bt] == [
+        (t.symbol, t.entry_time, t.exit_time, t.exit_reason) for t in lv
+    ]
     for a, b in zip(bt, lv, strict=True):
         assert a.qty == b.qty and a.pnl == pytest.approx(b.pnl, rel=1e-9)

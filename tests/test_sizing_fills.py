@@ -87,8 +87,10 @@ def test_buy_stop_mirrors_sell_stop(bar, stop, bps):
         assert p >= stop - 1e-9 and p == fills.slip(max(o, stop) if o >= stop else stop, True, bps)
 
 
-@given(st.lists(st.tuples(st.floats(1, 100), st.floats(0, 5), st.floats(0, 5)), min_size=20, max_size=80),
-       st.integers(2, 15))
+@given(
+    st.lists(st.tuples(st.floats(1, 100), st.floats(0, 5), st.floats(0, 5)), min_size=20, max_size=80),
+    st.integers(2, 15),
+)
 def test_incremental_atr_matches_ta_lib(rows, n):
     import numpy as np
     import talib
@@ -110,9 +112,15 @@ def test_incremental_atr_matches_ta_lib(rows, n):
 def test_tightest_stop_wins_and_trailing_only_rises(px, pct, trail, mult, atr):
     cfg = RiskConfig(stop_loss_pct=min(pct, 0.99), trailing_stop_pct=min(trail, 0.99), atr_stop_mult=mult)
     s = stops.initial_stop(cfg, px, atr)
-    cands = [x for x in (px * (1 - cfg.stop_loss_pct) if cfg.stop_loss_pct else None,
-                         px - mult * atr if mult and atr else None,
-                         px * (1 - cfg.trailing_stop_pct) if cfg.trailing_stop_pct else None) if x and x > 0]
+    cands = [
+        x
+        for x in (
+            px * (1 - cfg.stop_loss_pct) if cfg.stop_loss_pct else None,
+            px - mult * atr if mult and atr else None,
+            px * (1 - cfg.trailing_stop_pct) if cfg.trailing_stop_pct else None,
+        )
+        if x and x > 0
+    ]
     assert s == (max(cands) if cands else None)
     if s is not None:
         assert s < px or math.isclose(s, px)

@@ -45,12 +45,16 @@ class SimBroker:
     def submit(self, intent: OrderIntent) -> None:
         if intent.client_order_id in self._ids:
             self._on_update(
-                OrderRejected(intent.client_order_id, intent.ts, intent.symbol, "client_order_id must be unique")
+                OrderRejected(
+                    intent.client_order_id, intent.ts, intent.symbol, "client_order_id must be unique"
+                )
             )
             return
         self._ids.add(intent.client_order_id)
         if intent.qty <= 0:
-            self._on_update(OrderRejected(intent.client_order_id, intent.ts, intent.symbol, "qty must be > 0"))
+            self._on_update(
+                OrderRejected(intent.client_order_id, intent.ts, intent.symbol, "qty must be > 0")
+            )
             return
         if intent.type is OrderType.MARKET:
             self._market.append(intent)
@@ -95,7 +99,10 @@ class SimBroker:
             if qty > held + 1e-9:
                 self._on_update(
                     OrderRejected(
-                        intent.client_order_id, ts, intent.symbol, f"insufficient qty (held {held}, asked {qty})"
+                        intent.client_order_id,
+                        ts,
+                        intent.symbol,
+                        f"insufficient qty (held {held}, asked {qty})",
                     )
                 )
                 return
