@@ -94,7 +94,8 @@ class Sandbox:
             if missing:
                 raise ValueError(f"no bar file for {missing} in {d} (expected SYMBOL_{cfg.timeframe}.csv)")
             return {s: read_bar_file(d, s, cfg.timeframe) for s in symbols}
-        data_start = (start - pd.Timedelta(days=400)) if start is not None else pd.Timestamp("2021-01-04")
+        history = pd.Timedelta(days=min(400.0, cfg.synthetic_years * 365.25 / 2))
+        data_start = (start - history) if start is not None else pd.Timestamp("2021-01-04")
         data_start = data_start.tz_localize(None) if data_start.tzinfo else data_start
         return synthetic_frames(cfg.symbols or DEFAULT_SYNTHETIC, cfg.timeframe, data_start.normalize(),
                                 cfg.synthetic_years, cfg.seed)
