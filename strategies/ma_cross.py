@@ -29,7 +29,7 @@ class MaCross(Strategy):
     panels: ClassVar[dict[str, str]] = {"ma_fast": "price", "ma_slow": "price"}
 
     class Params(StrategyParams):
-        fast: int = Field(20, ge=1, description="Length of the fast moving average, in bars.")
+        fast: int = Field(20, ge=1, description="Length of the fast moving average, in bars (1 = the close itself).")
         slow: int = Field(
             50, ge=2, validate_default=True, description="Length of the slow moving average (> fast)."
         )
@@ -56,6 +56,8 @@ class MaCross(Strategy):
         return self.params.slow
 
     def _ma(self, close: pd.Series, length: int) -> np.ndarray:
+        if length == 1:  # a 1-bar average is the close (pandas-ta's own 1-bar SMA fails)
+            return close.to_numpy(dtype=float)
         fn = ta.ema if self.params.kind == "ema" else ta.sma
         out = fn(close, length=length)
         return np.full(len(close), np.nan) if out is None else out.to_numpy(dtype=float)
