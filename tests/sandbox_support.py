@@ -45,10 +45,12 @@ def minute_bars(start: str = "2024-05-01", end: str = "2024-06-14") -> dict[str,
     """1-minute bars of two symbols over every regular minute of the XNYS sessions in the range."""
     cal = xcals.get_calendar("XNYS", start="2024-01-02", end="2024-12-31")
     sched = cal.schedule.loc[start:end]
-    starts = np.concatenate([
-        pd.date_range(o, c, freq="1min", inclusive="left").asi8 for o, c in zip(sched["open"], sched["close"],
-                                                                               strict=True)
-    ])
+    starts = np.concatenate(
+        [
+            pd.date_range(o, c, freq="1min", inclusive="left").asi8
+            for o, c in zip(sched["open"], sched["close"], strict=True)
+        ]
+    )
     idx = pd.DatetimeIndex(starts).tz_localize("UTC").tz_convert(NY)
     rng = np.random.default_rng(3)
     out = {}
@@ -58,8 +60,10 @@ def minute_bars(start: str = "2024-05-01", end: str = "2024-06-14") -> dict[str,
         high = np.round(np.maximum(open_, close) + 0.03, 2)
         low = np.round(np.minimum(open_, close) - 0.03, 2)
         vol = rng.integers(100, 5000, len(idx))
-        out[sym] = pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": vol},
-                                index=pd.DatetimeIndex(idx, name="timestamp"))
+        out[sym] = pd.DataFrame(
+            {"open": open_, "high": high, "low": low, "close": close, "volume": vol},
+            index=pd.DatetimeIndex(idx, name="timestamp"),
+        )
     return out
 
 
@@ -76,8 +80,14 @@ def write_bars(directory: Path, frames: dict[str, pd.DataFrame], timeframe: str)
     return directory
 
 
-def call(srv: SandboxServer, method: str, path: str, body: Any = None, headers: dict | None = None,
-         timeout: float = 10.0) -> tuple[int, Any, dict]:
+def call(
+    srv: SandboxServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict | None = None,
+    timeout: float = 10.0,
+) -> tuple[int, Any, dict]:
     """One raw HTTP request: (status, decoded JSON or None, headers)."""
     data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
     hdrs = {**HEADERS, "Content-Type": "application/json", **(headers or {})}

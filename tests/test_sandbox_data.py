@@ -3,7 +3,7 @@ latest values, and the no-peeking rule (nothing after simulated now)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -43,9 +43,10 @@ def visible(sym: str) -> pd.DataFrame:
 
 
 def test_history_over_many_pages_matches_the_files(dc):
-    start = datetime(2024, 5, 1, tzinfo=timezone.utc)
-    got = dc.get_stock_bars(StockBarsRequest(symbol_or_symbols=["AAA", "BBB"], timeframe=TimeFrame.Minute,
-                                             start=start)).data
+    start = datetime(2024, 5, 1, tzinfo=UTC)
+    got = dc.get_stock_bars(
+        StockBarsRequest(symbol_or_symbols=["AAA", "BBB"], timeframe=TimeFrame.Minute, start=start)
+    ).data
     for sym in ("AAA", "BBB"):
         exp = visible(sym)
         assert len(exp) > 10_000  # more than one page of the SDK's 10,000-bar requests
@@ -57,7 +58,10 @@ def test_history_over_many_pages_matches_the_files(dc):
 
 
 def test_raw_pages_total_the_limit_across_symbols_without_gaps(srv, dc):
-    q = "/v2/stocks/bars?symbols=BBB,AAA&timeframe=1Min&start=2024-06-12T13:30:00Z&end=2024-06-12T20:00:00Z&limit=500"
+    q = (
+        "/v2/stocks/bars?symbols=BBB,AAA&timeframe=1Min&start=2024-06-12T13:30:00Z"
+        "&end=2024-06-12T20:00:00Z&limit=500"
+    )
     seen: list[tuple[str, str]] = []
     token = None
     pages = 0
@@ -77,23 +81,37 @@ def test_raw_pages_total_the_limit_across_symbols_without_gaps(srv, dc):
 
 
 def test_aggregated_timeframes_match_a_resample_of_the_files(dc):
-    got = dc.get_stock_bars(StockBarsRequest(
-        symbol_or_symbols="AAA", timeframe=TimeFrame(5, TimeFrameUnit.Minute),
-        start=datetime(2024, 6, 12, 13, 30, tzinfo=timezone.utc), end=datetime(2024, 6, 12, 20, 0, tzinfo=timezone.utc),
-    )).data["AAA"]
+    got = dc.get_stock_bars(
+        StockBarsRequest(
+            symbol_or_symbols="AAA",
+            timeframe=TimeFrame(5, TimeFrameUnit.Minute),
+            start=datetime(2024, 6, 12, 13, 30, tzinfo=UTC),
+            end=datetime(2024, 6, 12, 20, 0, tzinfo=UTC),
+        )
+    ).data["AAA"]
     day = BARS["AAA"].loc["2024-06-12"]
-    exp = day.resample("5min").agg({"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"})
+    exp = day.resample("5min").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    )
     assert len(got) == len(exp) == 78
     assert [b.open for b in got] == exp["open"].tolist()
     assert [b.high for b in got] == exp["high"].tolist()
     assert [b.low for b in got] == exp["low"].tolist()
     assert [b.close for b in got] == exp["close"].tolist()
-    daily = dc.get_stock_bars(StockBarsRequest(symbol_or_symbols="AAA", timeframe=TimeFrame.Day,
-                                               start=datetime(2024, 6, 10, tzinfo=timezone.utc))).data["AAA"]
-    assert [b.timestamp.astimezone(timezone.utc).isoformat() for b in daily][:3] == [
-        "2024-06-10T04:00:00+00:00", "2024-06-11T04:00:00+00:00", "2024-06-12T04:00:00+00:00"]
+    daily = dc.get_stock_bars(
+        StockBarsRequest(
+            symbol_or_symbols="AAA", timeframe=TimeFrame.Day, start=datetime(2024, 6, 10, tzinfo=UTC)
+        )
+    ).data["AAA"]
+    assert [b.timestamp.astimezone(UTC).isoformat() for b in daily][:3] == [
+        "2024-06-10T04:00:00+00:00",
+        "2024-06-11T04:00:00+00:00",
+        "2024-06-12T04:00:00+00:00",
+    ]
     today = visible("AAA").loc["2024-06-13"]
-    assert daily[-1].open == today["open"].iloc[0] and daily[-1].close == today["close"].iloc[-1]  # partial day
+    assert (
+        daily[-1].open == today["open"].iloc[0] and daily[-1].close == today["close"].iloc[-1]
+    )  # partial day
 
 
 def test_latest_bar_quote_and_trade_are_as_of_simulated_now(dc, srv):
@@ -110,15 +128,22 @@ def test_latest_bar_quote_and_trade_are_as_of_simulated_now(dc, srv):
 
 
 def test_no_bars_from_the_future(srv, dc):
-    status, body, _ = call(srv, "GET", "/v2/stocks/bars?symbols=AAA&timeframe=1Min&start=2024-06-13T15:00:00Z"
-                                       "&end=2024-06-14T20:00:00Z&limit=10000")
+    status, body, _ = call(
+        srv,
+        "GET",
+        "/v2/stocks/bars?symbols=AAA&timeframe=1Min&start=2024-06-13T15:00:00Z"
+        "&end=2024-06-14T20:00:00Z&limit=10000",
+    )
     assert status == 200
     last = pd.Timestamp(body["bars"]["AAA"][-1]["t"])
     assert last == pd.Timestamp("2024-06-13 11:59", tz="America/New_York")
 
 
 def test_bad_requests_answer_with_json_errors(srv, dc):
-    for q in ("/v2/stocks/bars?symbols=AAA&timeframe=7Parsecs", "/v2/stocks/bars?timeframe=1Min",
-              "/v2/stocks/bars?symbols=AAA&timeframe=1Min&page_token=%%%"):
+    for q in (
+        "/v2/stocks/bars?symbols=AAA&timeframe=7Parsecs",
+        "/v2/stocks/bars?timeframe=1Min",
+        "/v2/stocks/bars?symbols=AAA&timeframe=1Min&page_token=%%%",
+    ):
         status, body, _ = call(srv, "GET", q)
         assert status in (400, 422) and isinstance(body["code"], int)

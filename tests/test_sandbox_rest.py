@@ -55,8 +55,11 @@ def advance(srv, when: str) -> None:
 
 
 def buy(tc, qty=10, cid=None, symbol="AAA"):
-    return tc.submit_order(MarketOrderRequest(symbol=symbol, qty=qty, side=OrderSide.BUY,
-                                              time_in_force=TimeInForce.DAY, client_order_id=cid))
+    return tc.submit_order(
+        MarketOrderRequest(
+            symbol=symbol, qty=qty, side=OrderSide.BUY, time_in_force=TimeInForce.DAY, client_order_id=cid
+        )
+    )
 
 
 # ------------------------------------------------------------------ account, clock, calendar, assets
@@ -130,12 +133,15 @@ def test_market_order_in_session_fills_at_the_next_bar_open(tc, srv):
     assert tc.get_order_by_id(o.id).status == OrderStatus.NEW  # the day's bar started before the order
     advance(srv, "2024-06-04 09:30")
     o = tc.get_order_by_id(o.id)
-    assert o.status == OrderStatus.FILLED and float(o.filled_avg_price) == pytest.approx(bar("2024-06-04").open)
+    assert o.status == OrderStatus.FILLED and float(o.filled_avg_price) == pytest.approx(
+        bar("2024-06-04").open
+    )
 
 
 def test_notional_market_order_buys_fractional_shares(tc, srv):
-    o = tc.submit_order(MarketOrderRequest(symbol="AAA", notional=1000, side=OrderSide.BUY,
-                                           time_in_force=TimeInForce.DAY))
+    o = tc.submit_order(
+        MarketOrderRequest(symbol="AAA", notional=1000, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+    )
     advance(srv, "2024-06-03 10:00")
     o = tc.get_order_by_id(o.id)
     assert float(o.filled_qty) == pytest.approx(1000 / bar("2024-06-03").open, rel=1e-8)
@@ -148,14 +154,26 @@ def test_limit_orders_fill_at_limit_or_a_better_open_and_expire_at_the_close(tc,
     never = round(d.low - 1.0, 2)
     assert d.low < inside < d.open
     advance(srv, "2024-06-03 17:00")
-    o1 = tc.submit_order(LimitOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=inside,
-                                           time_in_force=TimeInForce.DAY))
-    o2 = tc.submit_order(LimitOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=above_open,
-                                           time_in_force=TimeInForce.DAY))
-    o3 = tc.submit_order(LimitOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=never,
-                                           time_in_force=TimeInForce.DAY))
-    o4 = tc.submit_order(LimitOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=never,
-                                           time_in_force=TimeInForce.GTC))
+    o1 = tc.submit_order(
+        LimitOrderRequest(
+            symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=inside, time_in_force=TimeInForce.DAY
+        )
+    )
+    o2 = tc.submit_order(
+        LimitOrderRequest(
+            symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=above_open, time_in_force=TimeInForce.DAY
+        )
+    )
+    o3 = tc.submit_order(
+        LimitOrderRequest(
+            symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=never, time_in_force=TimeInForce.DAY
+        )
+    )
+    o4 = tc.submit_order(
+        LimitOrderRequest(
+            symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=never, time_in_force=TimeInForce.GTC
+        )
+    )
     advance(srv, "2024-06-04 16:00")
     assert float(tc.get_order_by_id(o1.id).filled_avg_price) == pytest.approx(inside)
     assert float(tc.get_order_by_id(o2.id).filled_avg_price) == pytest.approx(d.open)
@@ -179,8 +197,11 @@ def test_stop_fills_at_the_open_when_the_bar_gaps_through_it(tc, srv):
     gap = bar("2024-06-10")
     stop = round(gap.open + 2, 2)
     assert gap.open < stop < bar("2024-06-07").low
-    o = tc.submit_order(StopOrderRequest(symbol="AAA", qty=10, side=OrderSide.SELL, stop_price=stop,
-                                         time_in_force=TimeInForce.GTC))
+    o = tc.submit_order(
+        StopOrderRequest(
+            symbol="AAA", qty=10, side=OrderSide.SELL, stop_price=stop, time_in_force=TimeInForce.GTC
+        )
+    )
     advance(srv, "2024-06-10 16:00")
     o = tc.get_order_by_id(o.id)
     assert o.status == OrderStatus.FILLED
@@ -193,8 +214,11 @@ def test_stop_touched_inside_the_bar_fills_at_the_stop(tc, srv):
     d = bar("2024-06-10")
     stop = round(d.open - 0.5, 2)
     assert d.low < stop < d.open
-    o = tc.submit_order(StopOrderRequest(symbol="AAA", qty=10, side=OrderSide.SELL, stop_price=stop,
-                                         time_in_force=TimeInForce.GTC))
+    o = tc.submit_order(
+        StopOrderRequest(
+            symbol="AAA", qty=10, side=OrderSide.SELL, stop_price=stop, time_in_force=TimeInForce.GTC
+        )
+    )
     advance(srv, "2024-06-10 16:00")
     assert float(tc.get_order_by_id(o.id).filled_avg_price) == pytest.approx(stop)
 
@@ -204,8 +228,16 @@ def test_stop_limit_after_a_gap_waits_for_its_limit(tc, srv):
     d = bar("2024-06-10")
     stop, limit = round(d.open + 3, 2), round(d.open + 1, 2)
     assert d.open < limit <= d.high
-    o = tc.submit_order(StopLimitOrderRequest(symbol="AAA", qty=10, side=OrderSide.SELL, stop_price=stop,
-                                              limit_price=limit, time_in_force=TimeInForce.GTC))
+    o = tc.submit_order(
+        StopLimitOrderRequest(
+            symbol="AAA",
+            qty=10,
+            side=OrderSide.SELL,
+            stop_price=stop,
+            limit_price=limit,
+            time_in_force=TimeInForce.GTC,
+        )
+    )
     advance(srv, "2024-06-10 16:00")
     o = tc.get_order_by_id(o.id)
     assert o.status == OrderStatus.FILLED and float(o.filled_avg_price) == pytest.approx(limit)
@@ -217,7 +249,7 @@ def test_trailing_stop_tracks_the_high_water_mark(tc, srv):
     start = pd.Timestamp("2024-05-22")
     hwm = AAA.loc[start].close  # the last trade when the order goes in (after the close)
     expected = None
-    for day, b in AAA.loc[start + pd.Timedelta(days=1):].iterrows():
+    for day, b in AAA.loc[start + pd.Timedelta(days=1) :].iterrows():
         stop = hwm - trail
         if b.open <= stop:
             expected = (day, b.open)
@@ -227,8 +259,11 @@ def test_trailing_stop_tracks_the_high_water_mark(tc, srv):
             break
         hwm = max(hwm, b.high)
     assert expected is not None
-    o = tc.submit_order(TrailingStopOrderRequest(symbol="AAA", qty=10, side=OrderSide.SELL, trail_price=trail,
-                                                 time_in_force=TimeInForce.GTC))
+    o = tc.submit_order(
+        TrailingStopOrderRequest(
+            symbol="AAA", qty=10, side=OrderSide.SELL, trail_price=trail, time_in_force=TimeInForce.GTC
+        )
+    )
     assert float(o.hwm) == pytest.approx(hwm if False else AAA.loc[start].close)
     day_before = AAA.index[AAA.index.get_loc(expected[0]) - 1]
     advance(srv, f"{day_before.date()} 16:30")
@@ -248,9 +283,17 @@ def test_bracket_legs_wait_for_the_entry_then_cancel_each_other(tc, srv):
     gap = bar("2024-06-10")
     sl = round(gap.open + 2, 2)
     assert sl < min(bar("2024-06-06").low, bar("2024-06-07").low)
-    o = tc.submit_order(MarketOrderRequest(
-        symbol="AAA", qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.GTC, order_class=OrderClass.BRACKET,
-        take_profit=TakeProfitRequest(limit_price=round(entry + 50, 2)), stop_loss=StopLossRequest(stop_price=sl)))
+    o = tc.submit_order(
+        MarketOrderRequest(
+            symbol="AAA",
+            qty=5,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=round(entry + 50, 2)),
+            stop_loss=StopLossRequest(stop_price=sl),
+        )
+    )
     assert o.order_class == OrderClass.BRACKET and len(o.legs) == 2
     assert {leg.status for leg in o.legs} == {OrderStatus.HELD}
     advance(srv, "2024-06-06 16:30")
@@ -271,9 +314,17 @@ def test_oco_take_profit_fill_cancels_the_stop(tc, srv):
     up = bar("2024-06-12")
     tp = round(bar("2024-06-11").close + 4, 2)
     assert up.open > tp
-    o = tc.submit_order(LimitOrderRequest(
-        symbol="AAA", qty=10, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, order_class=OrderClass.OCO,
-        take_profit=TakeProfitRequest(limit_price=tp), stop_loss=StopLossRequest(stop_price=round(tp - 30, 2))))
+    o = tc.submit_order(
+        LimitOrderRequest(
+            symbol="AAA",
+            qty=10,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OCO,
+            take_profit=TakeProfitRequest(limit_price=tp),
+            stop_loss=StopLossRequest(stop_price=round(tp - 30, 2)),
+        )
+    )
     advance(srv, "2024-06-12 16:30")
     o = tc.get_order_by_id(o.id, GetOrderByIdRequest(nested=True))
     assert o.status == OrderStatus.FILLED and float(o.filled_avg_price) == pytest.approx(up.open)
@@ -286,9 +337,17 @@ def test_oto_stop_leg_activates_after_the_entry_fills(tc, srv):
     admin(srv, "reset", {"start": at("2024-06-05 17:00")})
     d = bar("2024-06-06")
     limit = round(d.open + 0.5, 2)
-    o = tc.submit_order(LimitOrderRequest(
-        symbol="AAA", qty=3, side=OrderSide.BUY, limit_price=limit, time_in_force=TimeInForce.DAY,
-        order_class=OrderClass.OTO, stop_loss=StopLossRequest(stop_price=round(d.low - 5, 2))))
+    o = tc.submit_order(
+        LimitOrderRequest(
+            symbol="AAA",
+            qty=3,
+            side=OrderSide.BUY,
+            limit_price=limit,
+            time_in_force=TimeInForce.DAY,
+            order_class=OrderClass.OTO,
+            stop_loss=StopLossRequest(stop_price=round(d.low - 5, 2)),
+        )
+    )
     leg_id = o.legs[0].id
     assert tc.get_order_by_id(leg_id).status == OrderStatus.HELD
     advance(srv, "2024-06-06 12:00")
@@ -317,12 +376,23 @@ def test_client_order_id_lookup_and_uniqueness_across_closed_orders(tc, srv):
 
 def test_replace_creates_a_new_order_linked_to_the_old(tc, srv):
     d = bar("2024-06-03")
-    old = tc.submit_order(LimitOrderRequest(symbol="AAA", qty=2, side=OrderSide.BUY, limit_price=round(d.low - 5, 2),
-                                            time_in_force=TimeInForce.DAY))
+    old = tc.submit_order(
+        LimitOrderRequest(
+            symbol="AAA",
+            qty=2,
+            side=OrderSide.BUY,
+            limit_price=round(d.low - 5, 2),
+            time_in_force=TimeInForce.DAY,
+        )
+    )
     advance(srv, "2024-06-03 09:45")
     new_limit = round(bar("2024-06-04").low + 0.2, 2)
-    new = tc.replace_order_by_id(old.id, ReplaceOrderRequest(qty=3, limit_price=new_limit,
-                                                             time_in_force=TimeInForce.GTC, client_order_id="rep-2"))
+    new = tc.replace_order_by_id(
+        old.id,
+        ReplaceOrderRequest(
+            qty=3, limit_price=new_limit, time_in_force=TimeInForce.GTC, client_order_id="rep-2"
+        ),
+    )
     assert new.id != old.id and str(new.replaces) == str(old.id)
     assert float(new.qty) == 3 and new.client_order_id == "rep-2"
     old = tc.get_order_by_id(old.id)
@@ -334,8 +404,14 @@ def test_replace_creates_a_new_order_linked_to_the_old(tc, srv):
 
 def test_cancel_and_cancel_all(tc, srv):
     lim = round(bar("2024-06-03").low - 5, 2)
-    orders = [tc.submit_order(LimitOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=lim,
-                                                time_in_force=TimeInForce.GTC)) for _ in range(3)]
+    orders = [
+        tc.submit_order(
+            LimitOrderRequest(
+                symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=lim, time_in_force=TimeInForce.GTC
+            )
+        )
+        for _ in range(3)
+    ]
     assert tc.cancel_order_by_id(orders[0].id) is None  # 204, empty body
     assert tc.get_order_by_id(orders[0].id).status == OrderStatus.CANCELED
     with pytest.raises(APIError) as e:
@@ -352,8 +428,16 @@ def test_list_orders_filters(tc, srv):
     a = buy(tc, 1, "l-a")
     b = buy(tc, 1, "l-b", symbol="BBB")
     lim = round(bar("2024-06-03").low - 5, 2)
-    c = tc.submit_order(LimitOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=lim,
-                                          time_in_force=TimeInForce.GTC, client_order_id="l-c"))
+    c = tc.submit_order(
+        LimitOrderRequest(
+            symbol="AAA",
+            qty=1,
+            side=OrderSide.BUY,
+            limit_price=lim,
+            time_in_force=TimeInForce.GTC,
+            client_order_id="l-c",
+        )
+    )
     advance(srv, "2024-06-03 10:00")
     open_ = tc.get_orders()
     assert [o.client_order_id for o in open_] == ["l-c"]
@@ -389,10 +473,19 @@ def test_close_position_by_qty_percentage_and_all(tc, srv):
     with pytest.raises(APIError) as e:
         tc.get_open_position("AAA")
     assert e.value.status_code == 404 and e.value.code == 40410000
-    sells = [(float(o.filled_qty), float(o.filled_avg_price)) for o in
-             tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED, side=OrderSide.SELL, symbols=["AAA"]))]
-    cash_expected = 100_000 - 10 * bar("2024-06-04").open + sum(q * p for q, p in sells) - 4 * BARS["BBB"].loc[
-        pd.Timestamp("2024-06-04")].open + 4 * BARS["BBB"].loc[pd.Timestamp("2024-06-07")].open
+    sells = [
+        (float(o.filled_qty), float(o.filled_avg_price))
+        for o in tc.get_orders(
+            GetOrdersRequest(status=QueryOrderStatus.CLOSED, side=OrderSide.SELL, symbols=["AAA"])
+        )
+    ]
+    cash_expected = (
+        100_000
+        - 10 * bar("2024-06-04").open
+        + sum(q * p for q, p in sells)
+        - 4 * BARS["BBB"].loc[pd.Timestamp("2024-06-04")].open
+        + 4 * BARS["BBB"].loc[pd.Timestamp("2024-06-07")].open
+    )
     assert float(tc.get_account().cash) == pytest.approx(cash_expected)
 
 
@@ -402,13 +495,22 @@ def test_insufficient_buying_power_and_qty(tc, srv):
     assert e.value.status_code == 403 and e.value.code == 40310000
     assert "buying power" in e.value.message
     with pytest.raises(APIError) as e:
-        tc.submit_order(MarketOrderRequest(symbol="AAA", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.DAY))
+        tc.submit_order(
+            MarketOrderRequest(symbol="AAA", qty=1, side=OrderSide.SELL, time_in_force=TimeInForce.DAY)
+        )
     assert e.value.status_code == 403 and "insufficient qty" in e.value.message
     _hold(tc, srv, 10, "2024-06-06")
-    tc.submit_order(StopOrderRequest(symbol="AAA", qty=8, side=OrderSide.SELL, stop_price=1.0,
-                                     time_in_force=TimeInForce.GTC))
-    status, body, _ = call(srv, "POST", "/v2/orders", {"symbol": "AAA", "qty": 3, "side": "sell",
-                                                       "type": "market", "time_in_force": "day"})
+    tc.submit_order(
+        StopOrderRequest(
+            symbol="AAA", qty=8, side=OrderSide.SELL, stop_price=1.0, time_in_force=TimeInForce.GTC
+        )
+    )
+    status, body, _ = call(
+        srv,
+        "POST",
+        "/v2/orders",
+        {"symbol": "AAA", "qty": 3, "side": "sell", "type": "market", "time_in_force": "day"},
+    )
     assert status == 403 and body["available"] == "2" and body["held_for_orders"] == "8"
 
 
@@ -430,7 +532,9 @@ def test_server_side_validation_returns_alpaca_error_bodies(tc, srv):
     assert status == 400 and out["code"] == 40010000
     status, out, _ = call(srv, "GET", "/v2/nothing-here")
     assert status == 404 and out["code"] == 40410000
-    status, out, _ = call(srv, "GET", "/v2/account", headers={"APCA-API-KEY-ID": "", "APCA-API-SECRET-KEY": ""})
+    status, out, _ = call(
+        srv, "GET", "/v2/account", headers={"APCA-API-KEY-ID": "", "APCA-API-SECRET-KEY": ""}
+    )
     assert status == 401 and out["code"] == 40110000
 
 
@@ -440,8 +544,9 @@ def test_keys_and_slippage_when_configured(tmp_path):
         status, body, _ = call(s, "GET", "/v2/account")  # the helper sends other keys
         assert status == 401 and body == {"code": 40110000, "message": "request is not authorized"}
         tc = TradingClient("K1", "S1", url_override=s.url)
-        o = tc.submit_order(MarketOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY,
-                                               time_in_force=TimeInForce.DAY))
+        o = tc.submit_order(
+            MarketOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+        )
         admin(s, "advance", {"to": at("2024-06-03 10:00")})
         px = float(tc.get_order_by_id(o.id).filled_avg_price)
         assert px == pytest.approx(bar("2024-06-03").open * (1 + 25e-4))

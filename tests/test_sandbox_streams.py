@@ -71,8 +71,11 @@ def test_trading_stream_receives_new_and_fill_with_strings(srv):
     with Running(ts, srv):
         wait_for(lambda: sockets(srv)["trade_listeners"] == 1)
         tc = TradingClient("PKTEST", "SECRET", url_override=srv.url)
-        o = tc.submit_order(MarketOrderRequest(symbol="AAA", qty=7, side=OrderSide.BUY,
-                                               time_in_force=TimeInForce.DAY, client_order_id="ws-1"))
+        o = tc.submit_order(
+            MarketOrderRequest(
+                symbol="AAA", qty=7, side=OrderSide.BUY, time_in_force=TimeInForce.DAY, client_order_id="ws-1"
+            )
+        )
         admin(srv, "advance", {"minutes": 2})
         wait_for(lambda: any(e.event == "fill" for e in events))
     kinds = [e.event for e in events]
@@ -98,7 +101,9 @@ def test_trading_stream_reconnects_after_the_server_drops_it(srv):
         assert out["dropped"] >= 1
         wait_for(lambda: sockets(srv)["trade_listeners"] == 1, 15)
         tc = TradingClient("PKTEST", "SECRET", url_override=srv.url)
-        tc.submit_order(MarketOrderRequest(symbol="BBB", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+        tc.submit_order(
+            MarketOrderRequest(symbol="BBB", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+        )
         admin(srv, "advance", {"minutes": 2})
         wait_for(lambda: "fill" in events)
 
@@ -117,7 +122,7 @@ def test_data_stream_pushes_each_completed_bar_with_a_msgpack_timestamp(srv):
         admin(srv, "advance", {"minutes": 3})
         wait_for(lambda: len(got) >= 3)
     t0 = pd.Timestamp(START, tz="America/New_York")
-    exp = BARS["AAA"].loc[t0: t0 + pd.Timedelta(minutes=2)]
+    exp = BARS["AAA"].loc[t0 : t0 + pd.Timedelta(minutes=2)]
     assert [b.symbol for b in got] == ["AAA"] * 3
     assert [pd.Timestamp(b.timestamp) for b in got] == list(exp.index)  # parsed from msgpack Timestamps
     assert [b.open for b in got] == exp["open"].tolist()
@@ -136,8 +141,9 @@ def test_websocket_auth_is_refused_with_wrong_keys(tmp_path):
         async with websockets.connect(url + "/stream") as ws:
             await ws.send(json.dumps({"action": "authenticate", "data": {"key_id": "x", "secret_key": "y"}}))
             trade = json.loads(await ws.recv())
-        async with websockets.connect(url + "/v2/iex",
-                                      additional_headers={"Content-Type": "application/msgpack"}) as ws:
+        async with websockets.connect(
+            url + "/v2/iex", additional_headers={"Content-Type": "application/msgpack"}
+        ) as ws:
             assert msgpack.unpackb(await ws.recv()) == [{"T": "success", "msg": "connected"}]
             await ws.send(msgpack.packb({"action": "auth", "key": "x", "secret": "y"}))
             data = msgpack.unpackb(await ws.recv())
