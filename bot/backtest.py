@@ -198,8 +198,8 @@ def run_backtest(
         engine.finish(ts_keys[-1])
     equity = engine.equity_log.frame(idx.tz)
     if journal is not None:
-        journal.flush()
         journal.equity_bulk(equity)
+        journal.flush()
     return BacktestResult(
         trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0
     )

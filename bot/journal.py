@@ -69,6 +69,8 @@ class Journal:
             (_now(), mode, set_id, json.dumps(config, default=str), "running", int(synthetic)),
         )
         self.run_id = int(cur.lastrowid or 0)
+        if self.buffered:  # a backtest: one transaction, committed by flush()
+            self.db.execute("BEGIN")
         return self.run_id
 
     def end_run(self, status: str = "ok") -> None:
@@ -152,9 +154,11 @@ class Journal:
         )
 
     def equity_bulk(self, frame: pd.DataFrame) -> None:
+        idx = frame.index
+        stamps = idx.strftime("%Y-%m-%d") if idx.tz is None and (idx == idx.normalize()).all() else None
         rows = zip(
             [self.run_id] * len(frame),
-            (t.isoformat() for t in frame.index),
+            stamps.tolist() if stamps is not None else [t.isoformat() for t in idx],
             frame["equity"].tolist(),
             frame["cash"].tolist(),
             frame["position_value"].tolist(),
@@ -166,7 +170,8 @@ class Journal:
         if not self.buffered:
             return
         places = {"signals": 7, "risk": 5, "fills": 8, "equity": 5}
-        self.db.execute("BEGIN")
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN")
         for table, rows in self._buf.items():
             if rows:
                 self.db.executemany(f"INSERT INTO {table} VALUES ({','.join('?' * places[table])})", rows)
