@@ -6,7 +6,7 @@ TA-Lib (which pandas-ta uses here) seeds RSI with the mean gain/loss of the wind
 changes, so a short window shifts RSI: on SOXX 1d (2015-2026, `scripts/measure_live_window.py`),
 RSI14 from a 160-bar window is off by up to 8.0e-4 points, from 200 bars 5.0e-5, from 250 bars
 1.3e-6, and it stays below 1e-6 from W = 255. At `memory` = recursive_memory(14) = 294 bars it is
-5.6e-8 (5.0e-8 on SOX since 1994, 4.8e-8 on SMH), and at 544 bars (its live window) 2.8e-14.
+5.6e-8 (5.0e-8 on SOX since 2001, 4.8e-8 on SMH since 2015), and at 544 bars (its live window) 2.8e-14.
 
 Decisions also carry state: rsi and support hold a position until an exit event, so a window must
 reach back to the event that set it. Measured shortest windows giving every decision of the full

@@ -29,7 +29,9 @@ class MaCross(Strategy):
     panels: ClassVar[dict[str, str]] = {"ma_fast": "price", "ma_slow": "price"}
 
     class Params(StrategyParams):
-        fast: int = Field(20, ge=1, description="Length of the fast moving average, in bars (1 = the close itself).")
+        fast: int = Field(
+            20, ge=1, description="Length of the fast moving average, in bars (1 = the close itself)."
+        )
         slow: int = Field(
             50, ge=2, validate_default=True, description="Length of the slow moving average (> fast)."
         )

@@ -67,12 +67,12 @@ class RsiReversion(Strategy):
         trend_filter: int = Field(
             0, ge=0, description="SMA length: long only above it, short only below it; 0 = off."
         )
-        max_hold: int = Field(
-            0, ge=0, description="Close a trade this many bars after its entry signal; 0 = no time limit."
-        )
         exit_mid: bool = Field(
             False, validate_default=True,
             description="Exit at the RSI midline (50) instead of the opposite extreme.",
+        )
+        max_hold: int = Field(
+            0, ge=0, description="Close a trade this many bars after its entry signal; 0 = no time limit."
         )
 
         @field_validator("overbought")

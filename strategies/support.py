@@ -46,7 +46,9 @@ class SupportResistance(Strategy):
     panels: ClassVar[dict[str, str]] = {"support": "price", "resistance": "price"}
 
     class Params(StrategyParams):
-        pivot: int = Field(5, ge=1, description="Bars on each side that a swing high/low must exceed.")
+        pivot: int = Field(
+            5, ge=1, description="A swing high (low) is the highest (lowest) of this many bars on each side."
+        )
         lookback: int = Field(
             60, ge=2, validate_default=True, description="Only pivots of the last this many bars are levels."
         )
