@@ -38,7 +38,7 @@ class Strategy:
     `panels` maps indicator columns to where the report draws them: "price" (over the price) or
     "rsi" (the oscillator panel). `memory` is how many bars a trailing window needs so that
     recursive indicators (EMA, Wilder RSI/ATR) match a full-history computation: it defaults to
-    `warmup` for windowed ones; use `recursive_memory(n)` for the recursive kind.
+    `warmup + 1` for windowed ones; use `recursive_memory(n)` for the recursive kind.
     """
 
     name: ClassVar[str] = ""
@@ -57,7 +57,7 @@ class Strategy:
 
     @property
     def memory(self) -> int:
-        return self.warmup
+        return self.warmup + 1  # a window must reach one bar past warm-up to end on a valid bar
 
     def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
         raise NotImplementedError

@@ -1,4 +1,4 @@
-"""A template strategy plugin: copy it with `soxbot strategies new <name>` (or bot.plugins.scaffold).
+"""A template strategy plugin: copy it with `soxbot new-strategy <name>` (or bot.plugins.scaffold).
 
 A plugin is one class in one file under strategies/ (or a file you pass as an extra path). The
 engine calls `signals(bars)` on a DataFrame of bars (columns open, high, low, close, volume; one row
