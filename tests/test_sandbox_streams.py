@@ -153,3 +153,18 @@ def test_websocket_auth_is_refused_with_wrong_keys(tmp_path):
         trade, data = asyncio.run(probe(f"ws://127.0.0.1:{s.port}"))
     assert trade["data"]["status"] == "unauthorized"
     assert data == [{"T": "error", "code": 402, "msg": "auth failed"}]
+
+
+def test_clock_runs_at_speed_and_fills_without_any_request(tmp_path):
+    d = write_bars(tmp_path, BARS, "1m")
+    with SandboxServer(
+        data_dir=d, timeframe="1m", speed=600, start=at(START)
+    ) as s:  # 10 sim minutes a second
+        tc = TradingClient("PKTEST", "SECRET", url_override=s.url)
+        t0 = tc.get_clock().timestamp
+        o = tc.submit_order(
+            MarketOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+        )
+        wait_for(lambda: tc.get_order_by_id(o.id).status == "filled", 5)
+        elapsed = (tc.get_clock().timestamp - t0).total_seconds()
+        assert 60 <= elapsed <= 600 * 6

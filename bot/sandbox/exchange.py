@@ -60,6 +60,7 @@ class Exchange:
         self.clock.set(start)
         self.portfolio = Portfolio(cfg.starting_cash, cfg.multiplier)
         self.orders: dict[str, Order] = {}
+        self._open: dict[str, Order] = {}  # open orders by id, so bar events do not scan history
         self.by_client_id: dict[str, str] = {}
         self.submissions: Counter[str] = Counter()
         self._ids = random.Random(cfg.seed)
@@ -314,6 +315,10 @@ class Exchange:
     def _set(self, o: Order, status: str) -> None:
         o.status = status
         o.updated_at = self.t
+        if o.is_open:
+            self._open.setdefault(o.id, o)
+        else:
+            self._open.pop(o.id, None)
 
     def _finish(self, o: Order, status: str) -> None:
         """Cancel or expire an order and whatever depends on it."""
@@ -337,7 +342,7 @@ class Exchange:
                     self._finish(sib, "canceled")
 
     def _open_orders(self, symbol: str | None = None) -> list[Order]:
-        return [o for o in self.orders.values() if o.is_open and (symbol is None or o.symbol == symbol)]
+        return [o for o in self._open.values() if symbol is None or o.symbol == symbol]
 
     # ------------------------------------------------------------ prices, money
 
@@ -536,6 +541,8 @@ class Exchange:
 
     def _register(self, o: Order) -> None:
         self.orders[o.id] = o
+        if o.is_open:
+            self._open[o.id] = o
         self.by_client_id[o.client_order_id] = o.id
 
     def get(self, order_id: str) -> Order:
