@@ -199,3 +199,27 @@ def test_intent_is_journaled_before_send_and_ids_are_deterministic(tmp_path):
         assert all(r is not None and r[0] == "intent" for r in seen_at_submit)
         ids.append([r[0] for r in j.db.execute("SELECT client_order_id FROM orders ORDER BY rowid")])
     assert ids[0] == ids[1] and len(ids[0]) == len(set(ids[0])) >= 4
+
+
+def test_atr_stop_uses_wilder_atr_of_the_traded_symbol():
+    cfg = make_cfg(stop_loss_pct=0.0, atr_stop_mult=2.0, atr_period=3)
+    eng, broker = make_engine(cfg)
+    # ranges of 2 on every bar: TR = 2, ATR(3) = 2 -> stop = entry - 4
+    rows = [(None, {"SOXL": (100, 101, 99, 100), "SOXS": flat(10)})] * 4
+    rows += [
+        (1, {"SOXL": (100, 101, 99, 100), "SOXS": flat(10)}),
+        (1, {"SOXL": (100, 101, 99, 100), "SOXS": flat(10)}),
+    ]
+    drive(eng, broker, rows)
+    assert eng.pos is not None and eng.pos.stop == pytest.approx(100 - 2.0 * 2.0)
+
+
+def test_risk_per_trade_sizes_to_lose_r_at_the_stop():
+    cfg = make_cfg(sizing="risk_per_trade", risk_per_trade=0.01, stop_loss_pct=0.10)
+    eng, broker = make_engine(cfg)
+    drive(
+        eng, broker, [(1, both(50, 10)), (1, both(50, 10)), (1, {"SOXL": (50, 50, 40, 41), "SOXS": flat(10)})]
+    )
+    t = eng.trades[0]
+    assert t.qty == 100_000 * 0.01 // (50 * 0.10)  # 200 shares: 1% of equity over a $5 stop distance
+    assert t.pnl == pytest.approx(-1000.0)
