@@ -147,3 +147,22 @@ def test_bad_requests_answer_with_json_errors(srv, dc):
     ):
         status, body, _ = call(srv, "GET", q)
         assert status in (400, 422) and isinstance(body["code"], int)
+
+
+def test_without_a_data_dir_it_replays_the_seeded_synthetic_model():
+    from bot.data.synthetic import generate
+
+    def latest(seed: int) -> dict:
+        with SandboxServer(timeframe="1d", speed=0, seed=seed, start="2022-03-01") as s:
+            status, body, _ = call(s, "GET", "/v2/stocks/bars/latest?symbols=SOXL")
+            assert status == 200
+            return body["bars"]["SOXL"]
+
+    a, b, c = latest(7), latest(7), latest(8)
+    assert a == b and a != c
+    # documented: synthetic history starts min(400 days, years/2) before the simulated start
+    frames = generate(["SOXX", "SOXL", "SOXS"], "1d", "2021-01-25", 3.0, 7)
+    ref = frames["SOXL"].loc[pd.Timestamp("2022-02-28")]
+    assert a["t"] == "2022-02-28T05:00:00Z"  # the last session before the start, labelled midnight New York
+    got = (a["o"], a["h"], a["l"], a["c"])
+    assert got == pytest.approx((ref["open"], ref["high"], ref["low"], ref["close"]))
