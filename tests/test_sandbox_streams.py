@@ -12,7 +12,7 @@ from alpaca.data.enums import DataFeed
 from alpaca.data.live import StockDataStream
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
-from alpaca.trading.requests import MarketOrderRequest
+from alpaca.trading.requests import LimitOrderRequest, MarketOrderRequest, ReplaceOrderRequest
 from alpaca.trading.stream import TradingStream
 
 from bot.sandbox.app import SandboxServer
@@ -78,8 +78,15 @@ def test_trading_stream_receives_new_and_fill_with_strings(srv):
         )
         admin(srv, "advance", {"minutes": 2})
         wait_for(lambda: any(e.event == "fill" for e in events))
+        lim = tc.submit_order(LimitOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=1.0,
+                                                time_in_force=TimeInForce.DAY))
+        new = tc.replace_order_by_id(lim.id, ReplaceOrderRequest(limit_price=2.0))
+        tc.cancel_order_by_id(new.id)
+        wait_for(lambda: len(events) >= 6)
     kinds = [e.event for e in events]
-    assert kinds == ["new", "fill"]
+    assert kinds == ["new", "fill", "new", "replaced", "new", "canceled"]
+    assert events[3].order.id == lim.id and str(events[3].order.replaced_by) == str(new.id)
+    assert events[5].order.id == new.id and events[5].order.status == "canceled"
     fill = events[1]
     expected = BARS["AAA"].loc[pd.Timestamp(START, tz="America/New_York") + pd.Timedelta(minutes=1), "open"]
     assert fill.price == pytest.approx(expected) and fill.qty == 7 and fill.position_qty == 7

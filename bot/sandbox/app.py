@@ -3,6 +3,28 @@ market-data WebSockets on one aiohttp port, driven by replayed bars on a simulat
 
 Entry points: `build_app(...)` (in-process tests), `serve_in_thread(...)` (a live server on an
 ephemeral port for alpaca-py clients), `run(...)` and `main(argv)` (the `soxbot sandbox` command).
+
+Admin (no auth, for tests and tools):
+  GET  /admin/state    sim time, cash, equity, positions, every order, orders and submissions per
+                       client_order_id, faults, injected counts, socket counts
+  POST /admin/advance  {"to": ISO | "next_open" | "next_close"} or {"seconds"|"minutes"|"days": n},
+                       optional "speed"; processes every event on the way (fills, expiries, pushes)
+  POST /admin/reset    {"start": ISO?}: fresh $100k account, no orders, clock back to start, faults
+                       back to the start-up ones
+  GET|POST /admin/faults  patch of `faults.Faults` fields, plus {"drop_ws": true} (close every
+                       WebSocket now) and {"clear": true}
+
+Behaviour worth knowing (where the sandbox differs from Alpaca paper, which fills on live quotes):
+- Prices are bars: market orders fill at the open of the first bar that starts after submission;
+  stop, stop_limit, limit and trailing_stop orders meet each later bar's OHLC when it completes
+  (bot.fills, the in-process broker's rules). Bracket/OTO legs trade from the bar after the entry
+  fill; within an exit group a bar touching both legs is read as hitting the stop first.
+- A day order lives through the session of the first bar it can trade on, so with daily bars an
+  order sent mid-session fills at the next open instead of expiring unfilled.
+- Not simulated: short selling (sells are capped at the position), buy-stop to stop-limit
+  conversion, opg/cls (422), PDT, the 90-day GTC expiry, asynchronous cancels (they are immediate),
+  replacing an `accepted` order (422, as the research notes Alpaca does). Quotes are the last price
+  +- 1 cent; `n` (trade count) is the number of source bars.
 """
 
 from __future__ import annotations
