@@ -104,7 +104,7 @@ def bench_live(samples: int) -> list[str]:
         cfg.risk.fractional = True
         strategies = [create(k, STRATS[k]) for k in names]
         broker = SimBroker(cfg.broker.starting_cash, fractional=True)
-        eng = Engine(cfg, set_id_for(cfg), broker, None)
+        eng = Engine(cfg, set_id_for(cfg), broker, None, keep_equity=False)
         live = TrailingSignals(cfg, strategies, live_window(strategies))
         sig = bars["SOXX"]
         sess = session_labels(sig.index)

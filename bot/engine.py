@@ -102,7 +102,10 @@ class Engine:
         on_event: Callable[[str, dict[str, Any]], None] | None = None,
         journal_equity: bool = True,
         tz: Any = None,
+        keep_equity: bool = True,
     ) -> None:
+        """`keep_equity=False` (live): the equity curve goes to the journal only, not to memory, so a
+        process that runs for weeks does not grow with history."""
         self.cfg = cfg
         self.risk = cfg.risk
         self.set_id = set_id
@@ -113,6 +116,7 @@ class Engine:
         self.journal = journal
         self.on_event = on_event
         self.journal_equity = journal_equity
+        self.keep_equity = keep_equity
         broker.set_listeners(self._on_fill, self._on_update)
 
         self.cash = float(cfg.broker.starting_cash)
@@ -201,11 +205,12 @@ class Engine:
             self._new_session(session)
         if self._idle and (direction is None or direction == self.last_dir) and self.pos is None:
             # Flat, no orders, no risk state to track, nothing to decide: equity is the cash.
-            log = self.equity_log
-            log.ts.append(ts)
-            log.equity.append(self.cash)
-            log.cash.append(self.cash)
-            log.position_value.append(0.0)
+            if self.keep_equity:
+                log = self.equity_log
+                log.ts.append(ts)
+                log.equity.append(self.cash)
+                log.cash.append(self.cash)
+                log.position_value.append(0.0)
             if self.journal_equity and self.journal is not None:
                 self.journal.equity(EquityPoint(self.now, self.cash, self.cash, 0.0))
             return
@@ -231,11 +236,12 @@ class Engine:
         cash = self.cash
         equity = cash + pos_value
         self.equity_now = equity
-        log = self.equity_log
-        log.ts.append(ts)
-        log.equity.append(equity)
-        log.cash.append(cash)
-        log.position_value.append(pos_value)
+        if self.keep_equity:
+            log = self.equity_log
+            log.ts.append(ts)
+            log.equity.append(equity)
+            log.cash.append(cash)
+            log.position_value.append(pos_value)
         if self.journal_equity and self.journal is not None:
             self.journal.equity(EquityPoint(self.now, equity, cash, pos_value))
         if self._risk_on:

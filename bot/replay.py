@@ -72,7 +72,12 @@ def run_replay(
     uni = cfg.universe
     events: list[str] = []
     engine = Engine(
-        cfg, set_id_for(cfg), broker, journal, on_event=lambda k, d: events.append(_fmt_event(k, d))
+        cfg,
+        set_id_for(cfg),
+        broker,
+        journal,
+        on_event=lambda k, d: events.append(_fmt_event(k, d)),
+        keep_equity=False,
     )
     live = TrailingSignals(cfg, strategies, window)
     sig = bars[uni.signal]
