@@ -172,6 +172,7 @@ def test_clock_runs_at_speed_and_fills_without_any_request(tmp_path):
         o = tc.submit_order(
             MarketOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
         )
-        wait_for(lambda: tc.get_order_by_id(o.id).status == "filled", 5)
+        # generous wall-time bounds: CI machines are loaded; what matters is that time moves by itself
+        wait_for(lambda: tc.get_order_by_id(o.id).status == "filled", 30)
         elapsed = (tc.get_clock().timestamp - t0).total_seconds()
-        assert 60 <= elapsed <= 600 * 6
+        assert 60 <= elapsed <= 600 * 35
