@@ -263,32 +263,11 @@ class Engine:
             self.pos.sessions += 1
 
     def _trail(self, pos: Position, high: float) -> None:
-        if self.risk.trailing_stop_pct <= 0 or pos.stop_cid is None:
-            return
         new = stops.trailed_stop(self.risk, pos.stop, high)
         if new is None or pos.stop is None or new <= pos.stop * (1 + 1e-12):
             return
-        old = self.orders.get(pos.stop_cid)
-        pos.stop_rev += 1
         pos.stop = new
-        intent = OrderIntent(
-            self._cid(pos.symbol, pos.signal_ts, Intent.STOP, pos.stop_rev),
-            self.now,
-            pos.symbol,  # type: ignore[arg-type]
-            Side.SELL,
-            pos.qty,
-            OrderType.STOP,
-            Intent.STOP,
-            "trailing stop raised",
-            stop_price=new,
-            exit_reason=ExitReason.STOP_LOSS,
-        )
-        self.orders[intent.client_order_id] = intent
-        if self.journal is not None:
-            self.journal.order_intent(intent)
-        if old is not None:
-            self.broker.replace_stop(old.client_order_id, intent)
-        pos.stop_cid = intent.client_order_id
+        self._protect(pos, self.now, only=Intent.STOP, why="trailing stop raised")
 
     def _risk_checks(self, equity: float) -> None:
         r = self.risk
@@ -421,7 +400,9 @@ class Engine:
         if self.journal is not None:
             self.journal.fill(f)
             self.journal.order_status(f.client_order_id, "filled")
-        intent = self.orders.pop(f.client_order_id, None)
+        intent = self.orders.get(f.client_order_id)
+        if not f.partial:
+            self.orders.pop(f.client_order_id, None)
         self._emit("fill", fill=f)
         if f.side is Side.BUY:
             self.cash -= f.qty * f.price + f.commission
@@ -437,6 +418,7 @@ class Engine:
             pos.entry_price = (pos.entry_price * pos.qty + f.price * f.qty) / total
             pos.qty = total
             pos.entry_commission += f.commission
+            self._protect(pos, f.ts)  # resize the protective orders to the whole position
             return
         signal_ts = intent.ts if intent is not None else f.ts
         pos = Position(f.symbol, f.qty, f.price, f.ts, signal_ts, f.commission)
@@ -444,36 +426,38 @@ class Engine:
         atr = self.atr[f.symbol].value if self.atr else None
         pos.stop = stops.initial_stop(self.risk, f.price, atr)
         pos.take_profit = stops.take_profit(self.risk, f.price)
-        if pos.stop is not None:
-            si = OrderIntent(
-                self._cid(f.symbol, signal_ts, Intent.STOP),
-                f.ts,
-                f.symbol,
-                Side.SELL,
-                f.qty,
-                OrderType.STOP,
-                Intent.STOP,
-                "protective stop",
-                stop_price=pos.stop,
-                exit_reason=ExitReason.STOP_LOSS,
-            )
-            pos.stop_cid = si.client_order_id
-            self._send(si)
-        if pos.take_profit is not None:
-            ti = OrderIntent(
-                self._cid(f.symbol, signal_ts, Intent.TAKE_PROFIT),
-                f.ts,
-                f.symbol,
-                Side.SELL,
-                f.qty,
-                OrderType.LIMIT,
-                Intent.TAKE_PROFIT,
-                "take profit",
-                limit_price=pos.take_profit,
-                exit_reason=ExitReason.TAKE_PROFIT,
-            )
-            pos.tp_cid = ti.client_order_id
-            self._send(ti)
+        self._protect(pos, f.ts)
+
+    def _protect(self, pos: Position, ts: pd.Timestamp, only: Intent | None = None, why: str = "") -> None:
+        """Place the position's protective stop and take-profit at the broker, or replace them
+        (a new, deterministic client_order_id per revision) when the qty or the stop changes."""
+        legs = (
+            (Intent.STOP, OrderType.STOP, pos.stop, "protective stop", ExitReason.STOP_LOSS),
+            (Intent.TAKE_PROFIT, OrderType.LIMIT, pos.take_profit, "take profit", ExitReason.TAKE_PROFIT),
+        )
+        for kind, otype, price, default_why, reason in legs:
+            if price is None or (only is not None and kind is not only):
+                continue
+            old = pos.stop_cid if kind is Intent.STOP else pos.tp_cid
+            rev = 0 if old is None else pos.stop_rev + 1
+            intent = OrderIntent(
+                self._cid(pos.symbol, pos.signal_ts, kind, rev), ts, pos.symbol, Side.SELL, pos.qty, otype,
+                kind, why or default_why, stop_price=price if kind is Intent.STOP else None,
+                limit_price=price if kind is Intent.TAKE_PROFIT else None, exit_reason=reason,
+            )  # fmt: skip
+            if old is None:
+                self._send(intent)
+            else:
+                pos.stop_rev = rev
+                self.orders.pop(old, None)
+                self.orders[intent.client_order_id] = intent
+                if self.journal is not None:
+                    self.journal.order_intent(intent)
+                self.broker.replace_stop(old, intent)
+            if kind is Intent.STOP:
+                pos.stop_cid = intent.client_order_id
+            else:
+                pos.tp_cid = intent.client_order_id
 
     def _on_exit(self, f: OrderFilled, intent: OrderIntent | None) -> None:
         pos = self.pos

@@ -94,6 +94,8 @@ class OrderIntent:
 
 @dataclass(frozen=True, slots=True)
 class OrderFilled:
+    """A fill of `qty` (this fill's size, not the cumulative one). `partial` = more may follow."""
+
     client_order_id: str
     ts: pd.Timestamp
     symbol: str
@@ -101,6 +103,7 @@ class OrderFilled:
     qty: float
     price: float
     commission: float = 0.0
+    partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)

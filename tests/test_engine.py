@@ -223,3 +223,26 @@ def test_risk_per_trade_sizes_to_lose_r_at_the_stop():
     t = eng.trades[0]
     assert t.qty == 100_000 * 0.01 // (50 * 0.10)  # 200 shares: 1% of equity over a $5 stop distance
     assert t.pnl == pytest.approx(-1000.0)
+
+
+def test_partial_entry_fills_resize_the_protective_stop():
+    """A broker that fills an entry in pieces (Alpaca paper does, 10% of the time): the stop at the
+    broker always covers the whole position, and the order stays working until its last piece."""
+    from bot.events import OrderFilled, Side
+
+    cfg = make_cfg(stop_loss_pct=0.10)
+    eng, broker = make_engine(cfg)
+    drive(eng, broker, [(1, both(100, 10))])
+    (entry,) = broker.open_orders()
+    broker._market.clear()  # the "remote" broker below fills it instead
+    ts = pd.Timestamp("2024-01-03")
+    fill = broker._on_fill  # the engine's listener, as a remote adapter would call it
+    fill(OrderFilled(entry.client_order_id, ts, "SOXL", Side.BUY, 300, 100.0, partial=True))
+    assert entry.client_order_id in eng.orders
+    stops_ = [o for o in broker.open_orders() if o.stop_price]
+    assert [o.qty for o in stops_] == [300]
+    fill(OrderFilled(entry.client_order_id, ts, "SOXL", Side.BUY, 200, 102.0))
+    assert entry.client_order_id not in eng.orders
+    stops_ = [o for o in broker.open_orders() if o.stop_price]
+    assert [o.qty for o in stops_] == [500] and stops_[0].client_order_id.endswith("-r1")
+    assert eng.pos.qty == 500 and eng.pos.entry_price == pytest.approx((300 * 100 + 200 * 102) / 500)
