@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import queue
 import threading
 import time
@@ -47,6 +46,7 @@ from alpaca.trading.requests import (
 )
 from alpaca.trading.stream import TradingStream
 
+from bot.alpaca_http import env_keys, harden
 from bot.broker.base import BarTuple, FillListener, UpdateListener
 from bot.config import BrokerConfig
 from bot.events import Intent, OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
@@ -69,10 +69,9 @@ class AlpacaSetupError(Exception):
 # -- configuration -----------------------------------------------------------------------------------------
 def credentials(cfg: BrokerConfig) -> tuple[str, str]:
     """Keys from the config (SecretStr; also SOXBOT_BROKER__API_KEY) or env APCA_API_KEY_ID/_SECRET_KEY."""
-    key = cfg.api_key.get_secret_value() if cfg.api_key else os.environ.get("APCA_API_KEY_ID", "")
-    secret = (
-        cfg.secret_key.get_secret_value() if cfg.secret_key else os.environ.get("APCA_API_SECRET_KEY", "")
-    )
+    env_key, env_secret = env_keys()
+    key = cfg.api_key.get_secret_value() if cfg.api_key else env_key
+    secret = cfg.secret_key.get_secret_value() if cfg.secret_key else env_secret
     if not key or not secret:
         raise AlpacaSetupError(
             "Alpaca keys missing: set APCA_API_KEY_ID and APCA_API_SECRET_KEY in the environment "
@@ -102,20 +101,6 @@ def stream_url(base_url: str, override: str | None = None) -> str:
     u = urlparse(base_url)
     scheme = "wss" if u.scheme == "https" else "ws"
     return f"{scheme}://{u.netloc}{u.path.rstrip('/')}/stream"
-
-
-def with_timeout(client: Any, seconds: float) -> None:
-    """alpaca-py sends requests without a timeout and retries 429/504 itself, POST included: give every
-    request a timeout and switch the SDK's retry off (our callers decide what is safe to repeat)."""
-    session = client._session
-    original = session.request
-
-    def request(method: str, url: str, **kwargs: Any) -> Any:
-        kwargs.setdefault("timeout", seconds)
-        return original(method, url, **kwargs)
-
-    session.request = request
-    client._retry = 0
 
 
 # -- errors ------------------------------------------------------------------------------------------------
@@ -270,7 +255,7 @@ class AlpacaBroker:
         key, secret = credentials(cfg)
         self.paper = paper
         self.client = TradingClient(key, secret, paper=paper, raw_data=True, url_override=cfg.base_url)
-        with_timeout(self.client, timeout)
+        harden(self.client, timeout)
         self.stream_url = stream_url(cfg.base_url, cfg.stream_url)
         self.poll_interval = poll_interval
         self.down_poll_interval = down_poll_interval

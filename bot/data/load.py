@@ -19,11 +19,10 @@ SYNTHETIC_START = "2020-01-02"
 def load_bars(cfg: DataConfig, symbols: list[str]) -> dict[str, tuple[pd.DataFrame, QualityReport]]:
     """Clean bars and their quality report per symbol, keyed as requested ("^SOX" reads file SOX)."""
     if cfg.source == "alpaca":
-        raise NotImplementedError(
-            "data.source = 'alpaca' is not available for history yet; "
-            "use data.source = 'csv' (with data.dir) or 'synthetic'"
-        )
-    if cfg.source == "synthetic":
+        from bot.data.alpaca_feed import load_history
+
+        raw = load_history(cfg, symbols)
+    elif cfg.source == "synthetic":
         # With an end date the model covers [start, end]; otherwise synthetic_years from start.
         start = pd.Timestamp(cfg.start or SYNTHETIC_START)
         years = cfg.synthetic_years
