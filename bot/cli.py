@@ -64,8 +64,10 @@ def run(
         raise _fail(
             "Live trading needs both `[broker] live = true` and the --live flag. Paper is the default."
         )
-    if cfg.broker.kind != "sim":
-        raise _fail(f"[broker] kind = {cfg.broker.kind!r} is not available in this build yet; use 'sim'.")
+    if cfg.broker.kind == "alpaca":
+        from bot.alpaca_driver import run_alpaca
+
+        raise typer.Exit(run_alpaca(cfg, str(config or "defaults"), live))
     try:
         strategies = build_strategies(cfg, str(config or "defaults"))
         bars, synthetic = load_market(cfg)
@@ -88,6 +90,37 @@ def run(
     finally:
         journal.end_run(status)
         journal.close()
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def sandbox(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 = any free port (printed at start).")] = 8765,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Directory of {SYMBOL}_{TF}.csv to replay; default: synthetic bars.")
+    ] = None,
+    speed: Annotated[float, typer.Option(help="Simulated seconds per wall second.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of synthetic bars and partial fills.")] = 7,
+    key: Annotated[str | None, typer.Option(help="API key the sandbox accepts (default: any).")] = None,
+    secret: Annotated[str | None, typer.Option(help="Secret the sandbox accepts (default: any).")] = None,
+) -> None:
+    """Run the local Alpaca-compatible paper broker (trading + market data + streams) to rehearse offline.
+
+    Further options (--timeframe, --start, --symbols, --fault-*, ...) pass through; see --help-all."""
+    from bot.sandbox import main as sandbox_main
+
+    argv = ["--host", host, "--port", str(port), "--speed", str(speed), "--seed", str(seed)]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    if key is not None:
+        argv += ["--key", key]
+    if secret is not None:
+        argv += ["--secret", secret]
+    extra = list(ctx.args)
+    if "--help-all" in extra:
+        extra = ["--help"]
+    raise typer.Exit(sandbox_main(argv + extra))
 
 
 @app.command()

@@ -140,8 +140,8 @@ class AlpacaBars:
         req = StockBarsRequest(
             symbol_or_symbols=symbols,
             timeframe=tf,
-            start=start.to_pydatetime(),
-            end=end.to_pydatetime(),
+            start=start.floor("us").to_pydatetime(),
+            end=end.floor("us").to_pydatetime(),
             adjustment=Adjustment.ALL,
             feed=DataFeed(self.cfg.feed),
         )
