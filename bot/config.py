@@ -154,6 +154,64 @@ class RunConfig(_Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+def is_loopback(host: str) -> bool:
+    """True for localhost / 127.0.0.0/8 / ::1: addresses only this machine can reach."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class ServiceConfig(_Section):
+    """`soxbot run` as a long-lived service: when it acts, and how it reports its health."""
+
+    daily_decision_offset_minutes: int = Field(
+        10,
+        ge=1,
+        le=120,
+        description="Daily bars: decide these minutes before the close (15:50 ET; 12:50 on early closes).",
+    )
+    flat_by_close: bool = Field(False, description="Close any position shortly before every close.")
+    flat_by_close_minutes: int = Field(
+        5, ge=1, le=120, description="flat_by_close: minutes before the close; no decision is made after it."
+    )
+    misfire_grace_seconds: int = Field(
+        60, ge=1, description="A decision running later than this (machine asleep) is skipped, never late."
+    )
+    health_host: str = Field("127.0.0.1", min_length=1, description="Address of /healthz and /metrics.")
+    health_port: int = Field(9108, ge=0, le=65535, description="Port of /healthz and /metrics; 0 = any free.")
+    health_token: SecretStr | None = Field(
+        None, description="Bearer token for /healthz and /metrics; required off loopback."
+    )
+
+    @model_validator(mode="after")
+    def _token_off_loopback(self) -> ServiceConfig:
+        token = self.health_token.get_secret_value() if self.health_token is not None else ""
+        if not is_loopback(self.health_host) and not token:
+            raise ValueError(
+                f"health_host = {self.health_host!r} is not a loopback address: set health_token "
+                "(or env SOXBOT_SERVICE__HEALTH_TOKEN) so /healthz and /metrics are not open to the network"
+            )
+        return self
+
+
+AlertEvent = Literal["fill", "stop", "lock", "error", "daily"]
+
+
+class AlertsConfig(_Section):
+    webhook_url: SecretStr | None = Field(
+        None, description="Slack/Discord-compatible webhook URL; unset = alerts off. A secret: never logged."
+    )
+    events: list[AlertEvent] = Field(
+        default_factory=lambda: ["fill", "stop", "lock", "error", "daily"],
+        description="Which events are sent: fill, stop, lock, error, daily.",
+    )
+
+
 def _default_strategies() -> list[StrategyConfig]:
     return [StrategyConfig(name="ma_cross", params={"fast": 20, "slow": 50, "kind": "sma"})]
 
@@ -173,6 +231,8 @@ class Settings(BaseSettings):
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     journal: JournalConfig = Field(default_factory=JournalConfig)
     run: RunConfig = Field(default_factory=RunConfig)
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
 
     toml_file: ClassVar[Path | None] = None
 
