@@ -160,6 +160,15 @@ def test_token_rules(serve):
     # on loopback without a token: open
     open_srv = serve(HealthState("1d", clock))
     assert get(open_srv.url + "/healthz")[0] == 200
+    # from [service]: the configured token is enforced
+    svc = ServiceConfig(health_host="127.0.0.1", health_port=0, health_token="from-config")
+    cfg_srv = HealthServer.from_settings(svc, HealthState("1d", clock))
+    cfg_srv.start()
+    try:
+        assert get(cfg_srv.url + "/healthz")[0] == 401
+        assert get(cfg_srv.url + "/healthz", {"Authorization": "Bearer from-config"})[0] == 200
+    finally:
+        cfg_srv.stop()
 
 
 def scrape(url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -387,3 +387,23 @@ def test_flat_by_close_needs_both_spec_and_callback():
         MarketScheduler(clock, ScheduleSpec("5m", flat_by_close=5 * M), lambda at: None)
     with pytest.raises(ValueError, match="flat-by-close"):
         MarketScheduler(clock, "5m", lambda at: None, on_flat_by_close=lambda at: None)
+
+
+def test_spec_from_settings():
+    from bot.config import load_config
+
+    cfg = load_config()
+    spec = ScheduleSpec.from_settings(cfg)
+    assert spec == ScheduleSpec("1d", daily_offset=10 * M, flat_by_close=None)
+    cfg.data.timeframe = "15m"
+    cfg.service.flat_by_close = True
+    cfg.service.flat_by_close_minutes = 15
+    cfg.service.daily_decision_offset_minutes = 20
+    spec = ScheduleSpec.from_settings(cfg)
+    assert spec == ScheduleSpec("15m", daily_offset=20 * M, flat_by_close=15 * M)
+    assert [j.kind for j in session_jobs("2024-07-05", spec)][-3:] == [
+        "decision",
+        "flat_by_close",
+        "end_of_day",
+    ]
+    assert session_jobs("2024-07-05", spec)[-3].at == ny(2024, 7, 5, 15, 30)  # 15:45 is at the flat time
