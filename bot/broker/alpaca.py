@@ -275,7 +275,7 @@ class AlpacaBroker:
         self._delivering = False
         self._last_price: dict[str, float] = {}
         self._assets: dict[str, dict[str, Any]] = {}
-        self._last_poll = 0.0
+        self._last_poll = time.monotonic()
         self._need_poll = False
         self._connects = 0
         self._stream: _Stream | None = None
@@ -309,7 +309,9 @@ class AlpacaBroker:
 
     def _connected(self) -> None:  # on the stream's thread
         self._connects += 1
-        self._need_poll = True  # updates may have been missed while it was down
+        if self._connects > 1:
+            self.stats.reconnects += 1
+            self._need_poll = True  # updates may have been missed while it was down
 
     async def _on_trade_update(self, msg: dict[str, Any]) -> None:  # on the stream's thread: queue only
         data = msg.get("data") or {}
