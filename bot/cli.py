@@ -244,6 +244,21 @@ def journal(
 
 
 @app.command()
+def status(
+    config: ConfigOpt = None,
+    path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
+) -> None:
+    """Mode, next runs, positions with entry/stop/P&L, open orders, today's P&L, locks, data age."""
+    from bot.service.status import status_report
+
+    p = path or _load(config).journal.path
+    try:
+        typer.echo(status_report(p))
+    except FileNotFoundError as exc:
+        raise _fail(str(exc)) from exc
+
+
+@app.command()
 def rearm(
     config: ConfigOpt = None,
     path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
