@@ -1,0 +1,222 @@
+"""End to end, as a user would: `soxbot sandbox` and `soxbot run` as processes, alpaca-py in between.
+
+The sandbox replays seeded synthetic daily bars at 40000x (a session every ~2 s); the bot trades a fast
+moving-average cross with a broker-side stop and a trailing raise. After SIGTERM the test checks the
+sandbox (`GET /admin/state`) and the journal: orders with stops reached the broker, every fill came
+back (journal fills == sandbox fills), positions agree, SOXL and SOXS never held at once, no client
+order id used twice, exit code 0. The fault run injects 429s, 500s (before and after the order is
+accepted) and dropped streams while the bot runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+SOXBOT = [sys.executable, "-m", "bot.cli"]
+
+
+def _get(url: str, body: dict | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+class Sandbox:
+    def __init__(self, tmp: Path, speed: float) -> None:
+        self.log = (tmp / "sandbox.log").open("w+")
+        self.proc = subprocess.Popen(
+            [
+                *SOXBOT,
+                "sandbox",
+                "--port",
+                "0",
+                "--speed",
+                str(speed),
+                "--key",
+                "PKE2E",
+                "--secret",
+                "S3CRET",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        assert "listening on http://127.0.0.1:" in line, line
+        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def state(self) -> dict:
+        return _get(self.url + "/admin/state")
+
+    def faults(self, **patch: object) -> dict:
+        return _get(self.url + "/admin/faults", patch)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def config(tmp: Path, url: str) -> Path:
+    p = tmp / "bot.toml"
+    p.write_text(
+        f"""
+[data]
+source = "alpaca"
+timeframe = "1d"
+base_url = "{url}"
+cache_dir = "{tmp / "cache"}"
+[universe]
+signal = "SOXX"
+bull = "SOXL"
+bear = "SOXS"
+[[strategies]]
+name = "ma_cross"
+params = {{ fast = 2, slow = 5, kind = "sma" }}
+[risk]
+fraction = 0.5
+stop_loss_pct = 0.05
+trailing_stop_pct = 0.03
+[broker]
+kind = "alpaca"
+base_url = "{url}"
+[journal]
+path = "{tmp / "journal.db"}"
+[run]
+log_format = "keyvalue"
+"""
+    )
+    return p
+
+
+def run_bot(tmp: Path, sb: Sandbox, seconds: float, during=None) -> tuple[int, str]:
+    env = {**os.environ, "APCA_API_KEY_ID": "PKE2E", "APCA_API_SECRET_KEY": "S3CRET"}
+    log = (tmp / "bot.log").open("w+")
+    proc = subprocess.Popen([*SOXBOT, "run", "--config", str(config(tmp, sb.url))], cwd=REPO, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds and proc.poll() is None:
+        if during is not None:
+            during(time.monotonic() - t0)
+        time.sleep(0.25)
+    assert proc.poll() is None, (tmp / "bot.log").read_text()[-3000:]
+    # freeze the market, so nothing fills after the bot stops (its broker-side stops stay live), and let
+    # the last fills reach it
+    _get(sb.url + "/admin/advance", {"seconds": 60, "speed": 0})  # 0 s: 422 (clock moved on)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(30)
+    log.close()
+    return code, (tmp / "bot.log").read_text()
+
+
+def journal_fills(tmp: Path) -> list[tuple[str, str, str, float, float]]:
+    db = sqlite3.connect(tmp / "journal.db")
+    try:
+        rows = db.execute(
+            "SELECT client_order_id, symbol, side, qty, price FROM fills ORDER BY rowid"
+        ).fetchall()
+        status = db.execute("SELECT status FROM runs").fetchall()
+    finally:
+        db.close()
+    assert status == [("stopped",)]
+    return rows
+
+
+def check_consistent(tmp: Path, st: dict) -> dict:
+    """What a user checks after a session; returns a few numbers for the report."""
+    orders = st["orders"]
+    # no client order id ever used twice at the broker
+    assert max(st["orders_per_client_order_id"].values()) == 1
+    ours = [o for o in orders if o["client_order_id"].startswith("sx-")]
+    stops = [o for o in ours if o["type"] == "stop"]
+    entries = [o for o in ours if o["client_order_id"].endswith("-open")]
+    assert entries and stops, "the bot should have traded, with broker-side stops"
+    filled_entries = [o for o in entries if float(o["filled_qty"]) > 0]
+    stopped_symbols = {o["symbol"] for o in stops}
+    assert {o["symbol"] for o in filled_entries} <= stopped_symbols  # every position got its stop
+    # journal fills == sandbox fills (per order: qty and average price)
+    jf = journal_fills(tmp)
+    by_cid: dict[str, tuple[float, float]] = {}
+    for cid, _sym, _side, qty, px in jf:
+        q, v = by_cid.get(cid, (0.0, 0.0))
+        by_cid[cid] = (q + qty, v + qty * px)
+    broker = {o["client_order_id"]: o for o in ours if float(o["filled_qty"]) > 0}
+    assert set(by_cid) == set(broker)
+    for cid, (q, v) in by_cid.items():
+        assert q == pytest.approx(float(broker[cid]["filled_qty"]))
+        assert v / q == pytest.approx(float(broker[cid]["filled_avg_price"]), rel=1e-6)
+    # positions at the broker == the journal's net fills
+    net: dict[str, float] = {}
+    for _cid, sym, side, qty, _px in jf:
+        net[sym] = net.get(sym, 0.0) + (qty if side == "buy" else -qty)
+    held = {s: q for s, q in net.items() if abs(q) > 1e-9}
+    assert held == {s: p["qty"] for s, p in st["positions"].items()}
+    # never SOXL and SOXS at once, replayed in the broker's fill order
+    pos = {"SOXL": 0.0, "SOXS": 0.0}
+    for o in sorted((o for o in ours if o["filled_at"]), key=lambda o: o["filled_at"]):
+        pos[o["symbol"]] += float(o["filled_qty"]) * (1 if o["side"] == "buy" else -1)
+        assert not (pos["SOXL"] > 0 and pos["SOXS"] > 0), o
+    return {"orders": len(ours), "fills": len(jf), "stops": len(stops), "entries": len(filled_entries)}
+
+
+def test_paper_session_against_the_sandbox(tmp_path):
+    sb = Sandbox(tmp_path, speed=40000)
+    try:
+        code, out = run_bot(tmp_path, sb, seconds=22)
+        st = sb.state()
+    finally:
+        sb.stop()
+    assert code == 0, out[-3000:]
+    n = check_consistent(tmp_path, st)
+    assert "event='bar'" in out and "warm-up done" in out
+    end = next(line for line in out.splitlines() if "alpaca end" in line)
+    assert "fills_stream=0" not in end  # fills came back over the stream
+    assert "PKE2E" not in out and "S3CRET" not in out  # keys never logged
+    print("e2e numbers:", n, end)
+
+
+def test_faults_never_double_an_order_and_the_bot_recovers(tmp_path):
+    sb = Sandbox(tmp_path, speed=40000)
+    phases = [
+        (2.0, {"rate_429": 0.15, "rate_500": 0.15, "when": "before"}),
+        (9.0, {"rate_429": 0.1, "rate_500": 0.2, "when": "after"}),
+        (16.0, {"rate_500": 0.0, "rate_429": 0.0, "drop_ws": True}),
+        (19.0, {"drop_ws": True}),
+    ]
+
+    def during(t: float) -> None:
+        while phases and t >= phases[0][0]:
+            sb.faults(**phases.pop(0)[1])
+
+    try:
+        code, out = run_bot(tmp_path, sb, seconds=26, during=during)
+        st = sb.state()
+        injected = sb.faults()["injected"]
+    finally:
+        sb.stop()
+    assert code == 0, out[-3000:]
+    assert injected.get("429", 0) > 0 and injected.get("500", 0) > 0
+    n = check_consistent(tmp_path, st)
+    assert out.count("event='bar'") >= 5  # it kept deciding through the faults
+    print("fault numbers:", n, injected, next(line for line in out.splitlines() if "alpaca end" in line))
