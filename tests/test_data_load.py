@@ -61,7 +61,8 @@ def test_synthetic_source_respects_seed_years_dates_and_stays_labelled() -> None
 
 
 def test_alpaca_source_without_keys_says_what_to_set(monkeypatch) -> None:
-    for var in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "SOXBOT_BROKER__API_KEY", "SOXBOT_BROKER__SECRET_KEY"):
+    keys = ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "SOXBOT_BROKER__API_KEY", "SOXBOT_BROKER__SECRET_KEY")
+    for var in keys:
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(DataError, match="APCA_API_KEY_ID"):
         load_bars(DataConfig(source="alpaca"), ["SOXX"])
