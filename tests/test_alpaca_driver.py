@@ -1,0 +1,123 @@
+"""The Alpaca driver's start-up against the real sandbox: a restart adopts the bot's own position with its
+broker-side stop (and will not re-enter), leaves anyone else's alone, and warms up without trading."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide, TimeInForce
+from alpaca.trading.requests import MarketOrderRequest, StopOrderRequest
+
+from bot.alpaca_driver import AlpacaRun, BrokerClock
+from bot.assemble import build_strategies
+from bot.backtest import set_id_for
+from bot.broker.alpaca import AlpacaBroker
+from bot.config import load_config
+from bot.data.alpaca_feed import AlpacaBars
+from bot.ids import client_order_id
+from bot.journal import Journal
+from bot.sandbox.app import SandboxServer
+from tests.sandbox_support import admin, at, daily_bars, write_bars
+
+BARS = daily_bars()
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    d = write_bars(tmp_path_factory.mktemp("driver-daily"), BARS, "1d")
+    with SandboxServer(data_dir=d, timeframe="1d", speed=0, start="2024-06-03") as s:
+        yield s
+
+
+@pytest.fixture
+def run(srv, tmp_path):
+    admin(srv, "reset", {"start": at("2024-06-03 09:00")})
+    cfg_file = tmp_path / "bot.toml"
+    cfg_file.write_text(
+        f"""
+[data]
+source = "alpaca"
+base_url = "{srv.url}"
+cache_dir = "{tmp_path / "cache"}"
+[universe]
+signal = "AAA"
+bull = "BBB"
+bear = ""
+[[strategies]]
+name = "ma_cross"
+params = {{ fast = 2, slow = 5, kind = "sma" }}
+[broker]
+kind = "alpaca"
+base_url = "{srv.url}"
+api_key = "PKTEST"
+secret_key = "SECRET"
+starting_cash = 50000
+[journal]
+path = "{tmp_path / "j.db"}"
+"""
+    )
+    cfg = load_config(cfg_file)
+    made = []
+
+    def _make() -> AlpacaRun:
+        broker = AlpacaBroker(cfg.broker, use_stream=False)
+        feed = AlpacaBars(cfg.data, "PKTEST", "SECRET")
+        j = Journal(cfg.journal.path)
+        r = AlpacaRun(cfg, build_strategies(cfg), broker, feed, j, BrokerClock(broker.client.get_clock))
+        made.append(j)
+        return r
+
+    yield cfg, _make
+    for j in made:
+        j.close()
+
+
+def tc(srv) -> TradingClient:
+    return TradingClient("PKTEST", "SECRET", url_override=srv.url)
+
+
+def test_restart_adopts_its_own_position_and_stop(srv, run):
+    cfg, make = run
+    sid = set_id_for(cfg)
+    signal_ts = pd.Timestamp("2024-05-31")
+    t = tc(srv)
+    t.submit_order(
+        MarketOrderRequest(symbol="BBB", qty=40, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+                           client_order_id=client_order_id(sid, "BBB", signal_ts, "open"))
+    )  # fmt: skip  # what an earlier run of the same strategy set did
+    admin(srv, "advance", {"to": at("2024-06-03 09:31")})
+    stop_cid = client_order_id(sid, "BBB", signal_ts, "stop", 2)  # raised twice already
+    t.submit_order(
+        StopOrderRequest(symbol="BBB", qty=40, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
+                         stop_price=40.0, client_order_id=stop_cid)
+    )  # fmt: skip
+    r = make()
+    rec = r.reconcile()
+    pos = r.engine.pos
+    assert pos is not None and (pos.symbol, pos.qty, pos.stop, pos.stop_cid) == ("BBB", 40, 40.0, stop_cid)
+    assert pos.entry_price == pytest.approx(BARS["BBB"].loc["2024-06-03", "open"])
+    assert pos.stop_rev == 2 and pos.signal_ts == signal_ts  # later raises continue the id sequence
+    assert r.engine.last_dir == 1  # holding the bull side: no blind re-entry
+    assert rec.positions["BBB"][0] == 40 and not r.foreign
+    assert r.engine.cash <= cfg.broker.starting_cash
+    r.warm_up()
+    assert r.engine.pos is pos and r.engine.last_dir == 1
+    assert r.live.count == len(BARS["AAA"].loc[:"2024-05-31"])  # every completed bar, no more
+    assert r.expected == (
+        pd.Timestamp("2024-06-03"),
+        pd.Timestamp("2024-06-03 16:00", tz="America/New_York"),
+    )
+    assert not admin(srv, "state")["orders"][2:]  # warming up sent nothing
+
+
+def test_someone_elses_position_is_left_alone_and_blocks_entries(srv, run):
+    _cfg, make = run
+    t = tc(srv)
+    t.submit_order(MarketOrderRequest(symbol="BBB", qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    admin(srv, "advance", {"to": at("2024-06-03 09:31")})
+    r = make()
+    r.reconcile()
+    assert r.engine.pos is None and r.foreign == {"BBB"}
+    r.warm_up()
+    assert len(admin(srv, "state")["orders"]) == 1  # nothing sent, nothing canceled
