@@ -121,3 +121,47 @@ def test_someone_elses_position_is_left_alone_and_blocks_entries(srv, run):
     assert r.engine.pos is None and r.foreign == {"BBB"}
     r.warm_up()
     assert len(admin(srv, "state")["orders"]) == 1  # nothing sent, nothing canceled
+
+
+def test_missing_bars_are_reported_and_block_entries_until_data_is_back(tmp_path, capsys):
+    frames = {s: df.copy() for s, df in BARS.items()}
+    frames["AAA"] = frames["AAA"].drop([pd.Timestamp("2024-06-05"), pd.Timestamp("2024-06-06")])
+    d = write_bars(tmp_path / "gap", frames, "1d")
+    with SandboxServer(data_dir=d, timeframe="1d", speed=0, start="2024-06-03") as s:
+        cfg_file = tmp_path / "bot.toml"
+        cfg_file.write_text(
+            f"""
+[data]
+source = "alpaca"
+base_url = "{s.url}"
+cache_dir = "{tmp_path / "cache"}"
+[universe]
+signal = "AAA"
+bull = "BBB"
+bear = ""
+[broker]
+kind = "alpaca"
+base_url = "{s.url}"
+api_key = "PKTEST"
+secret_key = "SECRET"
+[journal]
+path = "{tmp_path / "j.db"}"
+"""
+        )
+        cfg = load_config(cfg_file)
+        broker = AlpacaBroker(cfg.broker, use_stream=False)
+        j = Journal(cfg.journal.path)
+        clock = BrokerClock(broker.client.get_clock, resync=0.5)
+        clock.calibrate(0.2)
+        r = AlpacaRun(cfg, build_strategies(cfg), broker, AlpacaBars(cfg.data, "PKTEST", "SECRET"), j, clock)
+        r.reconcile()
+        r.warm_up()
+        admin(s, "advance", {"seconds": 1, "speed": 120000})  # now let the market run
+        r.run(max_bars=3)  # 06-03, 06-04, then 06-07 after the two missing days
+        j.close()
+    out = capsys.readouterr().out
+    assert out.count("bar missing") == 2
+    assert "data stale" in out
+    last = [line for line in out.splitlines() if "2024-06-07" in line and "bar" in line][-1]
+    assert "gap of 2 bars" in last and "feed was stale" in last
+    assert r.prev == pd.Timestamp("2024-06-07") and not r.stale, out
