@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -422,6 +423,7 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
         broker = AlpacaBroker(
             cfg.broker,
             live_flag,
+            timeout=float(os.environ.get("SOXBOT_ALPACA_TIMEOUT", "10")),  # seconds per request
             fractional=cfg.risk.fractional,
             on_status=lambda cid, st, bid, detail: journal.order_status(cid, st, bid, detail),
         )
