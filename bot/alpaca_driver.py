@@ -456,7 +456,12 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
         broker.start()
         r.reconcile()
         r.warm_up()
-        r.run(cfg.run.max_bars)
+        if cfg.service.scheduler:  # the market-aware service: NYSE schedule, /healthz, /metrics, alerts
+            from bot.service.runner import ServiceLoop
+
+            ServiceLoop(r, cfg).serve(cfg.run.max_bars)
+        else:
+            r.run(cfg.run.max_bars)
         if r.stop.event.is_set():
             status = "stopped"
     except DataError as exc:

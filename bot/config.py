@@ -169,6 +169,12 @@ def is_loopback(host: str) -> bool:
 class ServiceConfig(_Section):
     """`soxbot run` as a long-lived service: when it acts, and how it reports its health."""
 
+    scheduler: bool = Field(
+        True,
+        description="Alpaca runs: decide on the NYSE-calendar schedule (APScheduler); false = follow each "
+        "bar as it completes (simple polling loop).",
+    )
+
     daily_decision_offset_minutes: int = Field(
         10,
         ge=1,

@@ -53,6 +53,8 @@ base_url = "{srv.url}"
 api_key = "PKTEST"
 secret_key = "SECRET"
 starting_cash = 50000
+[service]
+health_port = 0
 [journal]
 path = "{tmp_path / "j.db"}"
 """
@@ -144,6 +146,8 @@ kind = "alpaca"
 base_url = "{s.url}"
 api_key = "PKTEST"
 secret_key = "SECRET"
+[service]
+health_port = 0
 [journal]
 path = "{tmp_path / "j.db"}"
 """

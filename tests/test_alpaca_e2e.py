@@ -100,6 +100,8 @@ trailing_stop_pct = 0.03
 [broker]
 kind = "alpaca"
 base_url = "{url}"
+[service]
+health_port = 0
 [journal]
 path = "{tmp / "journal.db"}"
 [run]
