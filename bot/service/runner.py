@@ -99,6 +99,7 @@ class ServiceLoop:
                 r.pump(0.05)
                 last = r.decide(pd.Timestamp(at).tz_convert("UTC"))
         self.metrics.decision(time.perf_counter() - t0)
+        log.info("decision", at=pd.Timestamp(at).isoformat(), bar=str(last) if last is not None else "none")
         if last is not None:
             self.metrics.bar(r.signal, pd.Timestamp(at).to_pydatetime())
         e = r.engine
