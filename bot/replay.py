@@ -34,10 +34,10 @@ def _fmt_event(kind: str, data: dict[str, Any]) -> str:
         px = (
             f" @ {o.stop_price:.4g}" if o.stop_price else (f" @ {o.limit_price:.4g}" if o.limit_price else "")
         )
-        return f"ORDER {o.side.value.upper()} {o.qty:g} {o.symbol} {o.type.value}{px} [{o.intent.value}]"
+        return f"ORDER {o.side.value.upper()} {o.qty:g} {o.symbol} {o.type.value}{px} [{o.client_order_id}]"
     if kind == "fill":
         f = data["fill"]
-        return f"FILL {f.side.value.upper()} {f.qty:g} {f.symbol} @ {f.price:.4f}"
+        return f"FILL {f.side.value.upper()} {f.qty:g} {f.symbol} @ {f.price:.4f} [{f.client_order_id}]"
     if kind == "risk":
         return f"RISK {data['action']}: {data['reason']}"
     if kind in ("rejected", "canceled"):
