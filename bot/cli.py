@@ -248,14 +248,49 @@ def status(
     config: ConfigOpt = None,
     path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
 ) -> None:
-    """Mode, next runs, positions with entry/stop/P&L, open orders, today's P&L, locks, data age."""
+    """Mode, next runs, positions with entry/stop/P&L, open orders, today's P&L, locks, data age.
+
+    With `[broker] kind = "alpaca"` it also asks the broker (the source of truth) and flags mismatches."""
     from bot.service.status import status_report
 
-    p = path or _load(config).journal.path
+    cfg = _load(config)
+    p = path or cfg.journal.path
+    broker = _alpaca_view(cfg) if cfg.broker.kind == "alpaca" else None
     try:
-        typer.echo(status_report(p))
+        typer.echo(status_report(p, broker=broker))
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from exc
+
+
+class _AlpacaView:
+    """Read-only look at an Alpaca account for `soxbot status` (no streams, no orders sent)."""
+
+    def __init__(self, client: object) -> None:
+        self.client = client
+
+    def positions(self) -> list[object]:
+        return self.client.get_all_positions()  # type: ignore[attr-defined]
+
+    def open_orders(self) -> list[object]:
+        from alpaca.trading.enums import QueryOrderStatus
+        from alpaca.trading.requests import GetOrdersRequest
+
+        return self.client.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500))  # type: ignore[attr-defined]
+
+
+def _alpaca_view(cfg: Settings) -> _AlpacaView | None:
+    from alpaca.trading.client import TradingClient
+
+    from bot.alpaca_http import harden
+    from bot.broker.alpaca import AlpacaSetupError, credentials
+
+    try:
+        key, secret = credentials(cfg.broker)
+    except AlpacaSetupError as exc:
+        typer.echo(f"(broker not queried: {exc})", err=True)
+        return None
+    client = TradingClient(key, secret, paper=not cfg.broker.live, url_override=cfg.broker.base_url)
+    return _AlpacaView(harden(client, 10.0))
 
 
 @app.command()

@@ -176,10 +176,12 @@ class ServiceConfig(_Section):
     )
 
     daily_decision_offset_minutes: int = Field(
-        10,
-        ge=1,
+        0,
+        ge=0,
         le=120,
-        description="Daily bars: decide these minutes before the close (15:50 ET; 12:50 on early closes).",
+        description="Daily bars: decide this many minutes before the close; 0 = at the close, on the "
+        "completed bar (fills at the next open, as in backtests). Values > 0 need the day's partial bar, "
+        "which this build does not fetch yet: they are treated as 0, with a warning.",
     )
     flat_by_close: bool = Field(False, description="Close any position shortly before every close.")
     flat_by_close_minutes: int = Field(

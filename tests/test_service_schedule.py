@@ -394,7 +394,7 @@ def test_spec_from_settings():
 
     cfg = load_config()
     spec = ScheduleSpec.from_settings(cfg)
-    assert spec == ScheduleSpec("1d", daily_offset=10 * M, flat_by_close=None)
+    assert spec == ScheduleSpec("1d", daily_offset=0 * M, flat_by_close=None)  # default: at the close
     cfg.data.timeframe = "15m"
     cfg.service.flat_by_close = True
     cfg.service.flat_by_close_minutes = 15
