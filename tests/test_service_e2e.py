@@ -1,13 +1,18 @@
 """The real service on the sandbox over several simulated sessions that include a DST change
 (2024-11-03), the Thanksgiving holiday (2024-11-28) and the 13:00 early close after it: the bot
 decides exactly at the scheduled bar closes (16:00 ET, 13:00 on the half day), once per session, on
-that session's bar, and never outside a session."""
+that session's bar, and never outside a session. Along the way its /healthz and /metrics answer, and
+its webhook alerts (fills, daily summaries) reach a local Slack-style receiver."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
+import threading
 import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
@@ -18,8 +23,27 @@ from tests.test_alpaca_e2e import REPO, SOXBOT, Sandbox, _get, config
 pytestmark = pytest.mark.e2e
 
 
-def test_decisions_at_scheduled_closes_across_dst_holiday_and_early_close(tmp_path, monkeypatch):
+def webhook_receiver() -> tuple[ThreadingHTTPServer, list[dict]]:
+    got: list[dict] = []
+
+    class H(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, got
+
+
+def test_decisions_at_scheduled_closes_across_dst_holiday_and_early_close(tmp_path):
     import os
+
+    hook, alerts = webhook_receiver()
 
     sb = Sandbox.__new__(Sandbox)
     sb.log = (tmp_path / "sandbox.log").open("w+")
@@ -34,7 +58,11 @@ def test_decisions_at_scheduled_closes_across_dst_holiday_and_early_close(tmp_pa
     env = {**os.environ, "APCA_API_KEY_ID": "PKE2E", "APCA_API_SECRET_KEY": "S3CRET"}
     log = (tmp_path / "bot.log").open("w+")
     try:
-        cmd = [*SOXBOT, "run", "--config", str(config(tmp_path, sb.url))]
+        cfg = config(tmp_path, sb.url)
+        cfg.write_text(
+            cfg.read_text() + f'[alerts]\nwebhook_url = "http://127.0.0.1:{hook.server_port}/hook"\n'
+        )
+        cmd = [*SOXBOT, "run", "--config", str(cfg)]
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -42,12 +70,22 @@ def test_decisions_at_scheduled_closes_across_dst_holiday_and_early_close(tmp_pa
             if now > pd.Timestamp("2024-12-03 17:00", tz="America/New_York"):
                 break
             time.sleep(0.5)
-        assert proc.poll() is None, (tmp_path / "bot.log").read_text()[-3000:]
+        out = (tmp_path / "bot.log").read_text()
+        assert proc.poll() is None, out[-3000:]
+        health = re.search(r"health='(http://127\.0\.0\.1:\d+)/healthz'", out)
+        assert health, out[-2000:]
+        with urllib.request.urlopen(health.group(1) + "/healthz", timeout=5) as r:
+            assert r.status == 200  # decisions ran on time
+        with urllib.request.urlopen(health.group(1) + "/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        decisions = sum(float(x) for x in re.findall(r"^soxbot_decisions_total (\S+)$", metrics, re.M))
+        assert decisions >= 15
         proc.terminate()
         assert proc.wait(30) == 0
     finally:
         sb.stop()
         log.close()
+        hook.shutdown()
     out = (tmp_path / "bot.log").read_text()
     decided = [
         (pd.Timestamp(m.group(1)), m.group(2))
@@ -65,6 +103,10 @@ def test_decisions_at_scheduled_closes_across_dst_holiday_and_early_close(tmp_pa
     assert half and half[0].hour == 13 and half[0].minute == 0
     dst = {t.date(): t.utcoffset() for t in got}
     assert dst[pd.Timestamp("2024-11-01").date()] != dst[pd.Timestamp("2024-11-04").date()]
+    texts = [a["text"] for a in alerts]
+    assert all(a["text"] == a["content"] for a in alerts)  # Slack reads "text", Discord "content"
+    assert any("DAILY 2024-11-29" in t for t in texts) and any("ENTRY" in t for t in texts), texts[:5]
+    assert not any("PKE2E" in t or "S3CRET" in t for t in texts)
     for t, bar in decided:  # each decision acted on its own session's bar, never a stale one
         if bar != "none":
             assert pd.Timestamp(bar[:10]).date() == t.date()
