@@ -25,7 +25,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -183,13 +183,20 @@ class Tracked:
 
 @dataclass
 class Reconciliation:
-    """What the broker holds at start. Positions are {symbol: (qty, avg_entry_price)}."""
+    """What the broker holds at start. Positions are {symbol: (qty, avg_entry_price)}. `ours`: our open
+    orders; `missed`: our finished orders with fills the journal lacks (queued for `drain`, in fill
+    order); `found`: broker status of each looked-up id; `not_sent`: looked-up ids the broker never
+    had; `unknown`: ids the broker could not be asked about."""
 
     positions: dict[str, tuple[float, float]] = field(default_factory=dict)
     ours: list[OrderIntent] = field(default_factory=list)
     foreign_orders: list[str] = field(default_factory=list)
     cash: float = 0.0
     equity: float = 0.0
+    missed: list[OrderIntent] = field(default_factory=list)
+    found: dict[str, str] = field(default_factory=dict)
+    not_sent: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -839,15 +846,25 @@ class AlpacaBroker:
         )
 
     # -- start-up ----------------------------------------------------------------------------------------
-    def reconcile(self, set_id: str) -> Reconciliation:
+    def reconcile(
+        self,
+        set_id: str,
+        known: Mapping[str, float] | None = None,
+        lookup: Iterable[str] = (),
+        since: pd.Timestamp | None = None,
+    ) -> Reconciliation:
         """Open orders and positions at the broker. Our open orders (ids `sx-<set_id>-...`) are tracked
-        again so their fills reach the engine; anything else is reported and left alone."""
+        again so their fills reach the engine; anything else is reported and left alone.
+
+        `known` is what the journal already holds (filled qty per client_order_id): fills beyond it, on
+        the ids in `lookup` (journaled but never seen answered) and on our orders closed after `since`,
+        are queued for `drain()` in fill order, so a fill made while the bot was down is delivered once."""
+        known = known or {}
         prefix = f"{PREFIX}-{set_id}-"
         rec = Reconciliation()
         acct = self._retry_get(self.client.get_account)
         rec.cash, rec.equity = _f(acct.get("cash")), _f(acct.get("equity"))
-        for p in self._retry_get(self.client.get_all_positions):
-            rec.positions[str(p["symbol"])] = (_f(p.get("qty")), _f(p.get("avg_entry_price")))
+        rec.positions = self.positions()
         orders = self._retry_get(
             lambda: self.client.get_orders(
                 GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500, nested=True)
@@ -870,10 +887,72 @@ class AlpacaBroker:
                 stop_cid = leg_cid if leg_cid.startswith(prefix) else cid.removesuffix("-tp") + "-stop"
                 st = self._track(_intent_from_order({**leg, "client_order_id": stop_cid}, Intent.STOP))
                 st.oco_with, tr.oco_with = cid, stop_cid
+                st.filled_qty = known.get(stop_cid, 0.0)
                 rec.ours.append(st.intent)
             self._register(tr, o)
+            tr.filled_qty = known.get(cid, 0.0)  # a later poll delivers only what the journal lacks
+            tr.filled_value = tr.filled_qty * _f(o.get("filled_avg_price"))
             rec.ours.append(tr.intent)
+        done: dict[str, dict[str, Any]] = {}
+        for cid in dict.fromkeys(lookup):
+            if cid in self._orders:
+                rec.found[cid] = "open"
+                continue
+            try:
+                o = self._lookup(cid)
+            except TimeoutError:
+                rec.unknown.append(cid)
+                continue
+            if o is None:
+                rec.not_sent.append(cid)
+                continue
+            rec.found[cid] = str(o.get("status"))
+            done[cid] = o
+        if since is not None:
+            closed = self._retry_get(
+                lambda: self.client.get_orders(
+                    GetOrdersRequest(status=QueryOrderStatus.CLOSED, limit=500, after=since.to_pydatetime())
+                )
+            )
+            for o in closed:
+                cid = str(o.get("client_order_id", ""))
+                if cid.startswith(prefix) and cid not in self._orders:
+                    done.setdefault(cid, o)
+        for cid, o in done.items():
+            if str(o.get("status")) not in TERMINAL:  # working after all: track it like the listed ones
+                tr = self._track(_intent_from_order(o))
+                self._register(tr, o)
+                tr.filled_qty = known.get(cid, 0.0)
+                tr.filled_value = tr.filled_qty * _f(o.get("filled_avg_price"))
+                rec.ours.append(tr.intent)
+        late = [
+            o
+            for cid, o in done.items()
+            if str(o.get("status")) in TERMINAL and _f(o.get("filled_qty")) > known.get(cid, 0.0) + EPS
+        ]
+        for o in sorted(late, key=lambda o: _ts(o.get("filled_at") or o.get("updated_at"))):
+            cid = str(o.get("client_order_id"))
+            tr = self._track(_intent_from_order(o))
+            tr.filled_qty = known.get(cid, 0.0)
+            tr.filled_value = tr.filled_qty * _f(o.get("filled_avg_price"))
+            self._apply(o, "poll")  # queues the missing fill (and the order's end)
+            rec.missed.append(tr.intent)
         return rec
+
+    def cash(self) -> float:
+        return _f(self._retry_get(self.client.get_account).get("cash"))
+
+    def positions(self) -> dict[str, tuple[float, float]]:
+        """{symbol: (qty, avg_entry_price)} of everything held at the broker."""
+        return {
+            str(p["symbol"]): (_f(p.get("qty")), _f(p.get("avg_entry_price")))
+            for p in self._retry_get(self.client.get_all_positions)
+        }
+
+    def working(self, client_order_id: str) -> bool:
+        """True while the order is at the broker and not finished, or its outcome is still being resolved."""
+        tr = self._get(client_order_id)
+        return tr is not None and not tr.done and (tr.broker_id is not None or tr.unresolved)
 
     def _retry_get(self, fn: Callable[[], Any]) -> Any:
         for i in range(len(self.backoff) + 1):
