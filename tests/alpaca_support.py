@@ -1,0 +1,144 @@
+"""`soxbot sandbox` and `soxbot run` as processes, for the end-to-end tests: the sandbox subprocess,
+its admin API, a bot config that trades often, and what the broker and the journal say."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SOXBOT = [sys.executable, "-m", "bot.cli"]
+KEY, SECRET = "PKE2E", "S3CRET"
+
+
+def get_json(url: str, body: dict | None = None) -> dict:
+    """GET `url`, or POST `body` as JSON; the decoded answer."""
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
+    req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+class Sandbox:
+    """`soxbot sandbox` on an ephemeral port (synthetic SOXX/SOXL/SOXS unless `args` say otherwise)."""
+
+    def __init__(self, tmp: Path, speed: float, *args: str) -> None:
+        self.log = (tmp / "sandbox.log").open("w+")
+        self.proc = subprocess.Popen(
+            [
+                *SOXBOT,
+                "sandbox",
+                "--port",
+                "0",
+                "--speed",
+                str(speed),
+                "--key",
+                KEY,
+                "--secret",
+                SECRET,
+                *args,
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            text=True,
+        )
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        assert "listening on http://127.0.0.1:" in line, line
+        self.port = int(line.split("127.0.0.1:")[1].split()[0])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def state(self) -> dict:
+        return get_json(self.url + "/admin/state")
+
+    def faults(self, **patch: object) -> dict:
+        return get_json(self.url + "/admin/faults", patch)
+
+    def advance(self, **body: object) -> dict:
+        return get_json(self.url + "/admin/advance", body)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+def bot_env(timeout: float = 10.0) -> dict[str, str]:
+    """The environment `soxbot run` gets: the sandbox's keys and the per-request timeout."""
+    return {
+        **os.environ,
+        "APCA_API_KEY_ID": KEY,
+        "APCA_API_SECRET_KEY": SECRET,
+        "SOXBOT_ALPACA_TIMEOUT": str(timeout),
+    }
+
+
+def bot_config(
+    tmp: Path,
+    url: str,
+    ma: tuple[int, int] = (2, 5),
+    stops: tuple[float, float] = (0.05, 0.03),
+    service: str = "",
+    extra: str = "",
+) -> Path:
+    """A fast moving-average cross on SOXX into SOXL/SOXS, with a broker-side stop and a trailing raise.
+    `ma`: (fast, slow) lengths; `stops`: (stop_loss_pct, trailing_stop_pct); `service`: more `[service]`
+    lines; `extra`: more sections."""
+    p = tmp / "bot.toml"
+    p.write_text(
+        f"""
+[data]
+source = "alpaca"
+timeframe = "1d"
+base_url = "{url}"
+cache_dir = "{tmp / "cache"}"
+[universe]
+signal = "SOXX"
+bull = "SOXL"
+bear = "SOXS"
+[[strategies]]
+name = "ma_cross"
+params = {{ fast = {ma[0]}, slow = {ma[1]}, kind = "sma" }}
+[risk]
+fraction = 0.5
+stop_loss_pct = {stops[0]}
+trailing_stop_pct = {stops[1]}
+[broker]
+kind = "alpaca"
+base_url = "{url}"
+[service]
+health_port = 0
+{service}
+[journal]
+path = "{tmp / "journal.db"}"
+[run]
+log_format = "keyvalue"
+{extra}"""
+    )
+    return p
+
+
+def journal_rows(path: Path, sql: str) -> list[tuple]:
+    """Rows from the bot's journal (read while the bot may be writing: WAL allows it); none before the
+    bot has created it."""
+    if not path.exists():
+        return []
+    db = sqlite3.connect(path, timeout=5)
+    try:
+        return db.execute(sql).fetchall()
+    except sqlite3.OperationalError as exc:  # killed before its schema was written
+        if "no such table" in str(exc):
+            return []
+        raise
+    finally:
+        db.close()
