@@ -10,112 +10,23 @@ accepted) and dropped streams while the bot runs.
 
 from __future__ import annotations
 
-import json
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.alpaca_support import REPO, SOXBOT, Sandbox, bot_config, bot_env, get_json
+
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[1]
-SOXBOT = [sys.executable, "-m", "bot.cli"]
-
-
-def _get(url: str, body: dict | None = None) -> dict:
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET")
-    req.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.loads(r.read())
-
-
-class Sandbox:
-    def __init__(self, tmp: Path, speed: float) -> None:
-        self.log = (tmp / "sandbox.log").open("w+")
-        self.proc = subprocess.Popen(
-            [
-                *SOXBOT,
-                "sandbox",
-                "--port",
-                "0",
-                "--speed",
-                str(speed),
-                "--key",
-                "PKE2E",
-                "--secret",
-                "S3CRET",
-            ],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            text=True,
-        )
-        line = self.proc.stdout.readline() if self.proc.stdout else ""
-        assert "listening on http://127.0.0.1:" in line, line
-        self.port = int(line.split("127.0.0.1:")[1].split()[0])
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def state(self) -> dict:
-        return _get(self.url + "/admin/state")
-
-    def faults(self, **patch: object) -> dict:
-        return _get(self.url + "/admin/faults", patch)
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
-
-
-def config(tmp: Path, url: str) -> Path:
-    p = tmp / "bot.toml"
-    p.write_text(
-        f"""
-[data]
-source = "alpaca"
-timeframe = "1d"
-base_url = "{url}"
-cache_dir = "{tmp / "cache"}"
-[universe]
-signal = "SOXX"
-bull = "SOXL"
-bear = "SOXS"
-[[strategies]]
-name = "ma_cross"
-params = {{ fast = 2, slow = 5, kind = "sma" }}
-[risk]
-fraction = 0.5
-stop_loss_pct = 0.05
-trailing_stop_pct = 0.03
-[broker]
-kind = "alpaca"
-base_url = "{url}"
-[service]
-health_port = 0
-[journal]
-path = "{tmp / "journal.db"}"
-[run]
-log_format = "keyvalue"
-"""
-    )
-    return p
 
 
 def run_bot(tmp: Path, sb: Sandbox, seconds: float, during=None, timeout: float = 10) -> tuple[int, str]:
-    env = {**os.environ, "APCA_API_KEY_ID": "PKE2E", "APCA_API_SECRET_KEY": "S3CRET"}
-    env["SOXBOT_ALPACA_TIMEOUT"] = str(timeout)
     log = (tmp / "bot.log").open("w+")
-    proc = subprocess.Popen([*SOXBOT, "run", "--config", str(config(tmp, sb.url))], cwd=REPO, env=env,
+    cfg = bot_config(tmp, sb.url)
+    proc = subprocess.Popen([*SOXBOT, "run", "--config", str(cfg)], cwd=REPO, env=bot_env(timeout),
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     t0 = time.monotonic()
     while time.monotonic() - t0 < seconds and proc.poll() is None:
@@ -125,7 +36,7 @@ def run_bot(tmp: Path, sb: Sandbox, seconds: float, during=None, timeout: float 
     assert proc.poll() is None, (tmp / "bot.log").read_text()[-3000:]
     # freeze the market, so nothing fills after the bot stops (its broker-side stops stay live), and let
     # the last fills reach it
-    _get(sb.url + "/admin/advance", {"seconds": 60, "speed": 0})  # 0 s: 422 (clock moved on)
+    get_json(sb.url + "/admin/advance", {"seconds": 60, "speed": 0})  # 0 s: 422 (clock moved on)
     time.sleep(1.5)
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(30)
