@@ -18,7 +18,9 @@ import pandas as pd
 import pytest
 
 from bot.data.calendar import session_bounds, sessions
-from tests.test_alpaca_e2e import REPO, SOXBOT, Sandbox, _get, config
+from tests.alpaca_support import REPO, SOXBOT, Sandbox
+from tests.alpaca_support import bot_config as config
+from tests.alpaca_support import get_json as _get
 
 pytestmark = pytest.mark.e2e
 
