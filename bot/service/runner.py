@@ -50,7 +50,9 @@ class ServiceLoop:
         self._broker_time = lambda: run.clock.sync().to_pydatetime()  # the broker's clock is the truth
         self.clock = SimClock.from_broker(self._broker_time, speed=rate)
         self.metrics = Metrics(clock=self.clock)
-        self.health = HealthState(spec, clock=self.clock, mode="alpaca")
+        # a due job may lag 3 minutes of market time, or 5 s of wall time on an accelerated clock
+        slack = dt.timedelta(seconds=max(180.0, 5.0 * rate))
+        self.health = HealthState(spec, clock=self.clock, slack=slack, mode="alpaca")
         self.server = HealthServer.from_settings(cfg.service, self.health, self.metrics)
         self.alerts = AlertSender.from_settings(cfg.alerts, on_outcome=self.metrics.alert)
         self.jobs: queue.Queue[tuple[str, dt.datetime]] = queue.Queue()
