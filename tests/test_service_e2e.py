@@ -106,6 +106,7 @@ def test_decisions_at_scheduled_closes_across_dst_holiday_and_early_close(tmp_pa
     assert half and half[0].hour == 13 and half[0].minute == 0
     dst = {t.date(): t.utcoffset() for t in got}
     assert dst[pd.Timestamp("2024-11-01").date()] != dst[pd.Timestamp("2024-11-04").date()]
+    assert out.count("event='pre-open check ok'") >= 15 and "job failed" not in out
     texts = [a["text"] for a in alerts]
     assert all(a["text"] == a["content"] for a in alerts)  # Slack reads "text", Discord "content"
     assert any("DAILY 2024-11-29" in t for t in texts) and any("ENTRY" in t for t in texts), texts[:5]

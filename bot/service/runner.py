@@ -59,6 +59,7 @@ class ServiceLoop:
         self.sched = MarketScheduler(
             self.clock, spec,
             on_decision=lambda t: self.jobs.put(("decision", t)),
+            on_pre_open=lambda t: self.jobs.put(("pre_open", t)),
             on_end_of_day=lambda t: self.jobs.put(("end_of_day", t)),
             on_flat_by_close=(lambda t: self.jobs.put(("flat_by_close", t))) if spec.flat_by_close else None,
             misfire_grace=cfg.service.misfire_grace_seconds * max(1.0, rate),
@@ -111,6 +112,27 @@ class ServiceLoop:
         self.metrics.set_lock("daily_loss", e.locked_until is not None)
         self.health.set_lock("kill_switch", "kill switch on" if e.killed else None)
         self.health.set_lock("daily_loss", "daily loss limit" if e.locked_until is not None else None)
+
+    def _pre_open(self, at: dt.datetime) -> None:
+        """Before the open: reconcile with the broker and check the account can trade today."""
+        r = self.run
+        r.broker.poll()
+        r.pump(0)
+        acct = r.broker.client.get_account()
+        get = acct.get if isinstance(acct, dict) else lambda k, d=None: getattr(acct, k, d)
+        status = str(get("status", "")).split(".")[-1].upper()
+        problems = [k for k in ("trading_blocked", "account_blocked") if get(k, False) in (True, "true")]
+        if status and status != "ACTIVE":
+            problems.append(f"account status {status}")
+        if problems:
+            text = f"pre-open {pd.Timestamp(at).date()}: " + ", ".join(problems)
+            log.error("pre-open check failed", problems=", ".join(problems))
+            self.metrics.error("pre_open")
+            self.alerts.send("error", text)
+        else:
+            log.info(
+                "pre-open check ok", session=str(pd.Timestamp(at).date()), buying_power=get("buying_power")
+            )
 
     def _end_of_day(self, at: dt.datetime) -> None:
         r = self.run
