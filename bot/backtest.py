@@ -144,9 +144,7 @@ def run_backtest(
         if "tradable" in bars[sym]:
             tradable &= df["tradable"].fillna(False).to_numpy(bool) | ~present
 
-    broker = SimBroker(
-        cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional
-    )
+    broker = SimBroker.from_settings(cfg)
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
     sess_list = session_labels(idx).tolist()

@@ -77,9 +77,7 @@ def run(
     from bot.backtest import set_id_for
 
     journal.start_run("paper-replay", set_id_for(cfg), json.loads(cfg.model_dump_json()), synthetic)
-    broker = SimBroker(
-        cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional
-    )
+    broker = SimBroker.from_settings(cfg)
     stop = StopFlag()
     stop.install()
     status = "ok"

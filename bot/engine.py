@@ -143,6 +143,8 @@ class Engine:
         self._idle = False  # True while flat with nothing working: the next bar can take the short path
         self.killed = bool(journal and journal.get_state(KILL_KEY))
         self.n_bars = 0
+        # the in-process broker may fill this bar's market orders at its close (daily, decided early)
+        self._close_fills = bool(getattr(broker, "market_at_close", False))
 
     # -- time ------------------------------------------------------------------------------
     # A driver passes each bar's time either as a Timestamp (live) or as int nanoseconds since the
@@ -248,6 +250,8 @@ class Engine:
             self._risk_checks(equity)
         if direction is not None and direction != self.last_dir:
             self._decide(self.now, direction, tradable, reason)
+        if self._close_fills:
+            self.broker.on_close(ts, bars)  # type: ignore[attr-defined]
         self._idle = (
             self.pos is None
             and not self.orders
@@ -497,7 +501,7 @@ class Engine:
         if p is not None:
             self.pending_open = None
             bar = self._bars.get(p.symbol)
-            ref = bar[0] if bar is not None else self.last_close.get(p.symbol)
+            ref = bar[3 if self._close_fills else 0] if bar is not None else self.last_close.get(p.symbol)
             self._open(p.symbol, p.signal_ts, p.reason, ref)
 
     def _on_update(self, u: OrderRejected | OrderCanceled) -> None:

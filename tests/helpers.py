@@ -20,9 +20,7 @@ def make_cfg(**risk: object) -> Settings:
 
 
 def make_engine(cfg: Settings, journal: Journal | None = None) -> tuple[Engine, SimBroker]:
-    broker = SimBroker(
-        cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional
-    )
+    broker = SimBroker.from_settings(cfg)
     return Engine(cfg, "test0001", broker, journal), broker
 
 

@@ -52,3 +52,35 @@ def test_long_only_ma_cross_compounds_open_to_open_returns(shared_data, symbol):
     assert final == pytest.approx(final_want, rel=1e-5)  # the engine floors qty to 1e-6 shares
     n_entries = int(((held[1:] == 1) & (held[:-1] == 0)).sum())
     assert len(res.trades) == n_entries
+
+
+@pytest.mark.parametrize("symbol", ["SOXX", "SMH"])
+def test_decided_before_the_close_it_compounds_close_to_close_returns(shared_data, symbol):
+    """`[service] daily_decision_offset_minutes` > 0: the day's decision fills at that day's close."""
+    cfg = load_config()
+    cfg.universe.signal, cfg.universe.bull, cfg.universe.bear = symbol, symbol, ""
+    cfg.strategies = [StrategyConfig(name="ma_cross", params={"fast": 10, "slow": 40})]
+    cfg.risk.stop_loss_pct = 0.0
+    cfg.risk.fractional = True
+    cfg.service.daily_decision_offset_minutes = 10
+    bars, _ = clean_bars(load_csv(shared_data, symbol, "1d", "2005-01-01", "2026-06-30"), symbol, "1d")
+    res = run_backtest(cfg, [create("ma_cross", {"fast": 10, "slow": 40})], {symbol: bars})
+
+    c = bars["close"].to_numpy()
+    fast = np.convolve(c, np.ones(10) / 10, "full")[: len(c)]
+    slow = np.convolve(c, np.ones(40) / 40, "full")[: len(c)]
+    want = np.where(fast > slow, 1, 0)
+    want[:39] = 0
+    cash, qty = 100_000.0, 0.0
+    for i in range(1, len(c)):
+        if want[i] and not want[i - 1]:
+            qty = cash / c[i]  # sized and filled at the same close: no gap to cap
+            cash = 0.0
+        if not want[i] and want[i - 1]:
+            cash += qty * c[i]
+            qty = 0.0
+    final_want = cash + qty * c[-1]
+    assert len(res.trades) > 20
+    assert res.equity["equity"].iloc[-1] == pytest.approx(final_want, rel=1e-5)
+    entries = res.trades["entry_time"]
+    assert (bars.loc[entries, "close"].to_numpy() == pytest.approx(res.trades["entry_price"].to_numpy()))

@@ -26,9 +26,7 @@ CASES = [
 
 
 def live_trades(cfg, strategies, bars):
-    broker = SimBroker(
-        cfg.broker.starting_cash, cfg.broker.slippage_bps, cfg.broker.commission, cfg.risk.fractional
-    )
+    broker = SimBroker.from_settings(cfg)
     eng = Engine(cfg, set_id_for(cfg), broker, None)
     live = TrailingSignals(cfg, strategies, live_window(strategies))
     sig = bars[cfg.universe.signal]
@@ -49,9 +47,14 @@ def live_trades(cfg, strategies, bars):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("combo", CASES, ids=lambda c: "+".join(n for n, _ in c))
-def test_backtest_and_trailing_window_make_the_same_trades(shared_data, combo):
+@pytest.mark.parametrize(
+    ("combo", "offset"),
+    [(c, 0) for c in CASES] + [(CASES[-1], 10)],  # 10: decided before the close, filled at the close
+    ids=lambda c: "+".join(n for n, _ in c) if isinstance(c, list) else f"offset{c}",
+)
+def test_backtest_and_trailing_window_make_the_same_trades(shared_data, combo, offset):
     cfg = load_config()
+    cfg.service.daily_decision_offset_minutes = offset
     cfg.strategies = [StrategyConfig(name=n, params=p) for n, p in combo]
     cfg.risk.stop_loss_pct = 0.08
     cfg.risk.trailing_stop_pct = 0.15

@@ -2,13 +2,19 @@
 
 Per bar, in this order: market orders fill at the open (sells before buys, so a flip frees cash
 first; a fill may lead the engine to submit more, which fill at the same open), then resting stop
-and limit orders are checked against the bar's range. A buy larger than the cash left at the fill
+and limit orders are checked against the bar's range.
+
+With `market_at="close"` (daily bars decided shortly before the close, `[service]
+daily_decision_offset_minutes` > 0) a market order sent while the engine handles a bar fills at that
+bar's close instead (`on_close`): the nearest daily bars come to a 15:50 fill. It reads the last few
+minutes of the day early, a small look-ahead that is stated in the README. A buy larger than the cash left at the fill
 price is shrunk to what the cash pays for; a sell larger than the position is rejected.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Literal
 
 import pandas as pd
 
@@ -16,6 +22,16 @@ from bot import fills
 from bot.broker.base import BarTuple, FillListener, UpdateListener
 from bot.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
 from bot.sizing import affordable_qty
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+
+def market_timing(cfg: Settings) -> Literal["open", "close"]:
+    """When a market order sent on a bar fills: at the next bar's open, or (daily bars decided before
+    the close) at this bar's close."""
+    daily_early = cfg.data.timeframe == "1d" and cfg.service.daily_decision_offset_minutes > 0
+    return "close" if daily_early else "open"
 
 
 class SimBroker:
@@ -25,8 +41,10 @@ class SimBroker:
         slippage_bps: float = 0.0,
         commission: float = 0.0,
         fractional: bool = False,
+        market_at: Literal["open", "close"] = "open",
     ) -> None:
         self.cash = float(starting_cash)
+        self.market_at_close = market_at == "close"
         self.positions: dict[str, float] = {}
         self.slippage_bps = slippage_bps
         self.commission = commission
@@ -36,6 +54,11 @@ class SimBroker:
         self._ids: set[str] = set()
         self._on_fill: FillListener = lambda f: None
         self._on_update: UpdateListener = lambda u: None
+
+    @classmethod
+    def from_settings(cls, cfg: Settings) -> SimBroker:
+        b = cfg.broker
+        return cls(b.starting_cash, b.slippage_bps, b.commission, cfg.risk.fractional, market_timing(cfg))
 
     def set_listeners(self, on_fill: FillListener, on_update: UpdateListener) -> None:
         self._on_fill = on_fill
@@ -122,7 +145,12 @@ class SimBroker:
         if self._resting:
             self._fill_resting(ts, bars)
 
-    def _fill_market(self, ts: pd.Timestamp, bars: Mapping[str, BarTuple]) -> None:
+    def on_close(self, ts: pd.Timestamp, bars: Mapping[str, BarTuple]) -> None:
+        """`market_at="close"`: the market orders sent on this bar fill at its close."""
+        if self._market:
+            self._fill_market(ts, bars, at=3)
+
+    def _fill_market(self, ts: pd.Timestamp, bars: Mapping[str, BarTuple], at: int = 0) -> None:
         for _ in range(8):  # fills may trigger new market orders (a flip's second leg); bounded
             ready = [m for m in self._market if m.symbol in bars]
             if not ready:
@@ -130,7 +158,7 @@ class SimBroker:
             self._market = [m for m in self._market if m.symbol not in bars]
             ready.sort(key=lambda m: m.side is Side.BUY)  # sells first
             for m in ready:
-                price = fills.market_fill(bars[m.symbol][0], m.side is Side.BUY, self.slippage_bps)
+                price = fills.market_fill(bars[m.symbol][at], m.side is Side.BUY, self.slippage_bps)
                 self._fill(m, ts, price)
 
     def _fill_resting(self, ts: pd.Timestamp, bars: Mapping[str, BarTuple]) -> None:
