@@ -2,13 +2,13 @@
 
 Per bar, in this order: market orders fill at the open (sells before buys, so a flip frees cash
 first; a fill may lead the engine to submit more, which fill at the same open), then resting stop
-and limit orders are checked against the bar's range.
+and limit orders are checked against the bar's range. A buy larger than the cash left at the fill
+price is shrunk to what the cash pays for; a sell larger than the position is rejected.
 
 With `market_at="close"` (daily bars decided shortly before the close, `[service]
 daily_decision_offset_minutes` > 0) a market order sent while the engine handles a bar fills at that
 bar's close instead (`on_close`): the nearest daily bars come to a 15:50 fill. It reads the last few
-minutes of the day early, a small look-ahead that is stated in the README. A buy larger than the cash left at the fill
-price is shrunk to what the cash pays for; a sell larger than the position is rejected.
+minutes of the day early, a small look-ahead that is stated in the README.
 """
 
 from __future__ import annotations
