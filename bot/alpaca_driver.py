@@ -37,6 +37,7 @@ from bot.config import ConfigError, Settings
 from bot.data.alpaca_feed import AlpacaBars, bar_end, check_symbols
 from bot.data.calendar import TZ, bar_starts, is_intraday, session_bounds, sessions, timeframe_delta
 from bot.data.errors import DataError
+from bot.data.partial import day_so_far
 from bot.data.quality import check_bar
 from bot.engine import Engine, Position
 from bot.events import ExitReason, Intent, OrderIntent, Side
@@ -176,6 +177,7 @@ class AlpacaRun:
         self.foreign: set[str] = set()
         self.unknown: list[str] = []  # what reconcile could not explain: no new entries this run
         self.bars_done = 0
+        self.provisional: pd.Timestamp | None = None  # daily bar decided on before the close, not final yet
 
     # -- start -------------------------------------------------------------------------------------------
     def reconcile(self) -> Reconciliation:
@@ -409,18 +411,103 @@ class AlpacaRun:
         self._check_foreign()
         last = None
         for k, (ts, r) in enumerate(rows):
-            traded = {}
-            for sym in self.cfg.universe.traded:
-                df = new.get(sym)
-                if df is not None and ts in df.index:
-                    t = df.loc[ts]
-                    if check_bar(sym, ts, t.open, t.high, t.low, t.close, t.volume, None) is None:
-                        traded[sym] = (float(t.open), float(t.high), float(t.low), float(t.close))
-            self._step(ts, r, traded, catch_up=k < len(rows) - 1)
+            self._step(ts, r, self._traded_bars(new, ts), catch_up=k < len(rows) - 1)
             last = ts
         return last
 
-    def _step(self, ts: pd.Timestamp, r: pd.Series, traded: dict, catch_up: bool) -> None:
+    # -- daily bars decided before the close ---------------------------------------------------------
+    def decide_early(self, at: pd.Timestamp) -> pd.Timestamp | None:
+        """Daily bars, decided at `at` before the close (`[service] daily_decision_offset_minutes`) on the
+        day's bar so far, built from the 1-minute bars that ended by then. Orders go out while the market
+        is open and fill near that moment's price; backtests model this as a fill at the day's close.
+
+        First the completed daily bars since the last decision come in: the one decided on early is
+        revised to its final values (signals, ATR, trailing stop; nothing is decided again), a session
+        missed entirely is stepped as a catch-up (exits only). Returns the session decided, or None."""
+        now = self.clock.now()
+        self._complete_days(now)
+        session = pd.Timestamp(at).tz_convert(TZ).tz_localize(None).normalize()
+        if self.prev is not None and session <= self.prev:
+            return None  # decided already
+        open_ = session_bounds(session)[0].tz_convert("UTC")
+        try:
+            mins = self.feed.fetch(self.symbols, open_, min(now, at), "1m")
+        except DataError as exc:
+            log.warning("the day's bar so far could not be fetched: no decision", error=str(exc))
+            return None
+        one = pd.Timedelta(minutes=1)
+        day = {s: day_so_far(mins.get(s, pd.DataFrame()), session, at, one) for s in self.symbols}
+        sig = day[self.signal]
+        if sig is None:
+            log.warning("no 1-minute bars yet today: no decision", symbol=self.signal, at=str(at))
+            return None
+        extra = []
+        if at - sig.last_end > pd.Timedelta(minutes=15):  # a thin feed: the "day so far" is old
+            extra.append(f"day so far ends {sig.last_end.tz_convert(TZ):%H:%M}")
+        traded = {}
+        for sym in self.cfg.universe.traded:
+            d = day.get(sym)
+            if (
+                d is not None
+                and check_bar(sym, session, d.open, d.high, d.low, d.close, d.volume, None) is None
+            ):
+                traded[sym] = (d.open, d.high, d.low, d.close)
+        row = pd.Series({"open": sig.open, "high": sig.high, "low": sig.low, "close": sig.close,
+                         "volume": sig.volume})  # fmt: skip
+        self._step(session, row, traded, catch_up=False, extra_why_not=extra, so_far=sig.bars)
+        if self.prev == session:
+            self.provisional = session
+        return session
+
+    def _complete_days(self, now: pd.Timestamp) -> None:
+        """Completed daily bars since the last one seen: the provisional one revised, missed ones stepped."""
+        start = self.provisional if self.provisional is not None else self.prev
+        if start is None:
+            return
+        start_utc = _utc_label(start) + (
+            pd.Timedelta(0) if self.provisional is not None else pd.Timedelta(seconds=1)
+        )
+        try:
+            new = self.feed.fetch(self.symbols, start_utc, now)
+        except DataError as exc:
+            log.warning("bars fetch failed", error=str(exc))
+            return
+        rows = [(ts, r) for ts, r in new[self.signal].iterrows() if bar_end(ts, self.tf) <= now]
+        for ts, r in rows:
+            traded = self._traded_bars(new, ts)
+            if ts == self.provisional:
+                if check_bar(self.signal, ts, r.open, r.high, r.low, r.close, r.volume, None) is None:
+                    self.live.revise(ts, r.open, r.high, r.low, r.close, r.volume)
+                self.events.clear()
+                self.engine.revise_bar(traded)
+                self.broker.drain()
+                log.info("day completed", ts=_label_str(ts), close=round(float(r.close), 2),
+                         **({"actions": " | ".join(self.events)} if self.events else {}))  # fmt: skip
+                self.events.clear()
+                self.provisional = None
+            elif self.prev is None or ts > self.prev:
+                self.provisional = None
+                self._step(ts, r, traded, catch_up=True)
+
+    def _traded_bars(self, new: dict[str, pd.DataFrame], ts: pd.Timestamp) -> dict:
+        traded = {}
+        for sym in self.cfg.universe.traded:
+            df = new.get(sym)
+            if df is not None and ts in df.index:
+                t = df.loc[ts]
+                if check_bar(sym, ts, t.open, t.high, t.low, t.close, t.volume, None) is None:
+                    traded[sym] = (float(t.open), float(t.high), float(t.low), float(t.close))
+        return traded
+
+    def _step(
+        self,
+        ts: pd.Timestamp,
+        r: pd.Series,
+        traded: dict,
+        catch_up: bool,
+        extra_why_not: Sequence[str] = (),
+        so_far: int = 0,
+    ) -> None:
         e = self.engine
         session = int(session_labels(pd.DatetimeIndex([ts]))[0])
         self.events.clear()
@@ -430,7 +517,7 @@ class AlpacaRun:
             e.step(ts, session, traded, None)
             self.broker.drain()
             return
-        why_not = []
+        why_not = list(extra_why_not)
         if self.prev is not None and missing_between(self.prev, ts, self.tf) > self.cfg.data.max_gap_bars:
             why_not.append(f"gap of {missing_between(self.prev, ts, self.tf)} bars")
         if self.stale:
@@ -459,8 +546,9 @@ class AlpacaRun:
         self.bars_done += 1
         pos = e.pos
         log.info(
-            "bar",
+            "bar" if not so_far else "day so far",
             ts=_label_str(ts),
+            **({"minute_bars": so_far} if so_far else {}),
             close=round(float(r.close), 2),
             signal="warm-up" if direction is None else f"{direction:+d}",
             why=dec.reason if direction is not None else f"{self.live.count}/{self.live.warmup + 1} bars",

@@ -179,9 +179,9 @@ class ServiceConfig(_Section):
         0,
         ge=0,
         le=120,
-        description="Daily bars: decide this many minutes before the close; 0 = at the close, on the "
-        "completed bar (fills at the next open, as in backtests). Values > 0 need the day's partial bar, "
-        "which this build does not fetch yet: they are treated as 0, with a warning.",
+        description="Daily bars: decide this many minutes before the close (e.g. 10 = 15:50 ET) on the day's "
+        "bar so far, built from 1-minute bars; orders fill before the close, and backtests fill them at "
+        "the day's close. 0 = decide at the close on the completed bar; orders fill at the next open.",
     )
     flat_by_close: bool = Field(False, description="Close any position shortly before every close.")
     flat_by_close_minutes: int = Field(

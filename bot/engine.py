@@ -266,6 +266,21 @@ class Engine:
         if self.pos is not None and self.n_bars > 1:
             self.pos.sessions += 1
 
+    def revise_bar(self, bars: Mapping[str, BarTuple]) -> None:
+        """The final values of the bar last stepped on (a daily bar decided before the close): the ATR
+        and the last close follow them, and the trailing stop takes the day's full high, as a backtest
+        of the same bars does. Nothing is decided again."""
+        for sym, bar in bars.items():
+            self.last_close[sym] = bar[3]
+            atr = self.atr.get(sym)
+            if atr is not None:
+                atr.revise(bar[1], bar[2], bar[3])
+        pos = self.pos
+        if pos is not None and pos.stop_cid is not None and not pos.closing and self.risk.trailing_stop_pct:
+            bar = bars.get(pos.symbol)
+            if bar is not None:
+                self._trail(pos, bar[1])
+
     def _trail(self, pos: Position, high: float) -> None:
         new = stops.trailed_stop(self.risk, pos.stop, high)
         if new is None or pos.stop is None or new <= pos.stop * (1 + 1e-12):

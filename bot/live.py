@@ -67,6 +67,19 @@ class TrailingSignals:
         self.count += 1
         return self._evaluate(ts)
 
+    def revise(self, ts: pd.Timestamp, o: float, h: float, low: float, c: float, v: float) -> None:
+        """Replace the newest bar (same label) with its final values, without deciding again: a daily
+        bar decided on before the close (the day so far) is completed once the session has closed."""
+        if not self._n or self.last_ts() != ts:
+            raise ValueError(f"revise({ts}): the newest bar is {self.last_ts()}")
+        self._data[:, self._start + self._n - 1] = (o, h, low, c, v)
+
+    def last_ts(self) -> pd.Timestamp | None:
+        if not self._n:
+            return None
+        t = pd.Timestamp(self._ts[self._start + self._n - 1])
+        return t.tz_localize("UTC").tz_convert(self._tz) if self._tz is not None else t
+
     def frame(self) -> pd.DataFrame:
         s, e = self._start, self._start + self._n
         idx = pd.DatetimeIndex(self._ts[s:e], name="timestamp")

@@ -41,7 +41,7 @@ def estimated_stop(cfg: RiskConfig, price: float, atr: float | None) -> float | 
 class Atr:
     """Wilder's average true range, updated in O(1) per bar (same recurrence as TA-Lib's ATR)."""
 
-    __slots__ = ("_count", "_n", "_prev_close", "_seed", "value")
+    __slots__ = ("_count", "_n", "_prev_close", "_seed", "_undo", "value")
 
     def __init__(self, period: int) -> None:
         self._n = period
@@ -49,8 +49,16 @@ class Atr:
         self._seed = 0.0
         self._count = 0
         self.value: float | None = None
+        self._undo: tuple[float | None, float, int, float | None] | None = None
+
+    def revise(self, high: float, low: float, close: float) -> float | None:
+        """Redo the last update with the bar's final values (a daily bar seen before the close)."""
+        if self._undo is not None:
+            self._prev_close, self._seed, self._count, self.value = self._undo
+        return self.update(high, low, close)
 
     def update(self, high: float, low: float, close: float) -> float | None:
+        self._undo = (self._prev_close, self._seed, self._count, self.value)
         pc = self._prev_close
         self._prev_close = close
         if pc is None:

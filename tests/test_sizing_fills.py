@@ -125,3 +125,27 @@ def test_tightest_stop_wins_and_trailing_only_rises(px, pct, trail, mult, atr):
     if s is not None:
         assert s < px or math.isclose(s, px)
         assert stops.trailed_stop(cfg, s, px * 0.5) >= s
+
+
+@given(
+    rows=st.lists(
+        st.tuples(st.floats(1, 100), st.floats(0, 5), st.floats(0, 5), st.floats(0, 1)), min_size=2, max_size=40
+    ),
+    final=st.tuples(st.floats(1, 100), st.floats(0, 5), st.floats(0, 5), st.floats(0, 1)),
+    n=st.integers(1, 10),
+)
+def test_atr_revised_with_a_bars_final_values_equals_atr_fed_the_final_bar(rows, final, n):
+    """A daily bar seen before the close, then revised, leaves the ATR as if only the final bar came."""
+
+    def hlc(r):
+        mid, up, down, pos = r
+        return mid + up, mid - down * 0.1, mid - down * 0.1 + pos * (up + down * 0.1)
+
+    a, b = stops.Atr(n), stops.Atr(n)
+    for r in rows[:-1]:
+        a.update(*hlc(r))
+        b.update(*hlc(r))
+    a.update(*hlc(rows[-1]))  # the day so far
+    a.revise(*hlc(final))
+    b.update(*hlc(final))
+    assert a.value == b.value

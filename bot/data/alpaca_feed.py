@@ -161,9 +161,12 @@ class AlpacaBars:
                 time.sleep(self.backoff[i])
         raise DataError(f"Alpaca market data did not answer ({self.cfg.base_url}): {err}")
 
-    def fetch(self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp) -> dict[str, pd.DataFrame]:
-        """Bars with labels in [start, end] (UTC bounds), straight from the API."""
-        tf = self.timeframe
+    def fetch(
+        self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp, timeframe: str | None = None
+    ) -> dict[str, pd.DataFrame]:
+        """Bars with labels in [start, end] (UTC bounds), straight from the API; `timeframe` defaults to
+        the configured one (the day's bar so far is built from "1m")."""
+        tf = timeframe or self.timeframe
         try:
             if tf == "1h":
                 try:
@@ -178,7 +181,7 @@ class AlpacaBars:
                 later = end - pd.Timedelta(minutes=16)
                 log.warning("free plan: recent SIP data is delayed 15 minutes; asking up to", end=str(later))
                 return (
-                    self.fetch(symbols, start, later)
+                    self.fetch(symbols, start, later, tf)
                     if later > start
                     else {s: _frame([], tf) for s in symbols}
                 )

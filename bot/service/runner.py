@@ -6,15 +6,15 @@ Threads: APScheduler fires jobs on its worker thread, but the engine is single-t
 whose time is too old by the time it would run was already skipped (and counted) by the scheduler's
 misfire policy: it is never acted on late.
 
-Daily bars: the decision runs at the session close (minus `[service] daily_decision_offset_minutes`)
-on the bars completed by then, and its orders fill at the next open, as in backtests. A decision
-before the close on "the day's bar so far" needs the partial daily bar, which this build does not
-fetch yet: with daily bars the offset is therefore taken as 0 (and logged).
+Daily bars: with `[service] daily_decision_offset_minutes` = 0 the decision runs at the session close
+on the completed bar and its orders fill at the next open. With an offset (e.g. 10: 15:50 ET, 12:50 on
+a half day) it runs that long before the close on the day's bar so far (built from 1-minute bars,
+`AlpacaRun.decide_early`) and its orders fill while the market is still open; backtests of the same
+config fill those decisions at the day's close.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import queue
 import time
@@ -39,13 +39,8 @@ class ServiceLoop:
         self.run = run
         self.cfg = cfg
         spec = ScheduleSpec.from_settings(cfg)
-        if spec.timeframe == "1d" and spec.daily_offset:
-            log.warning(
-                "daily decisions run at the close on the completed bar; offset taken as 0",
-                offset_minutes=cfg.service.daily_decision_offset_minutes,
-            )
-            spec = dataclasses.replace(spec, daily_offset=dt.timedelta(0))
         self.spec = spec
+        self.early = spec.timeframe == "1d" and spec.daily_offset > dt.timedelta(0)
         rate = getattr(run.clock, "rate", 1.0)
         self._broker_time = lambda: run.clock.sync().to_pydatetime()  # the broker's clock is the truth
         self.clock = SimClock.from_broker(self._broker_time, speed=rate)
@@ -95,12 +90,13 @@ class ServiceLoop:
     def _decision(self, at: dt.datetime) -> None:
         r = self.run
         t0 = time.perf_counter()
-        last = r.decide(pd.Timestamp(at).tz_convert("UTC"))
+        decide = r.decide_early if self.early else r.decide
+        last = decide(pd.Timestamp(at).tz_convert("UTC"))
         if last is None:  # the bar is not served yet: poll briefly (bounded by one bar length)
             deadline = time.monotonic() + min(5.0, r.clock.wall_seconds(r.barlen))
             while last is None and time.monotonic() < deadline and not r.stop.event.is_set():
                 r.pump(0.05)
-                last = r.decide(pd.Timestamp(at).tz_convert("UTC"))
+                last = decide(pd.Timestamp(at).tz_convert("UTC"))
         self.metrics.decision(time.perf_counter() - t0)
         log.info("decision", at=pd.Timestamp(at).isoformat(), bar=str(last) if last is not None else "none")
         if last is not None:
