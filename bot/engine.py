@@ -269,14 +269,17 @@ class Engine:
     def revise_bar(self, bars: Mapping[str, BarTuple]) -> None:
         """The final values of the bar last stepped on (a daily bar decided before the close): the ATR
         and the last close follow them, and the trailing stop takes the day's full high, as a backtest
-        of the same bars does. Nothing is decided again."""
+        of the same bars does (not on the entry day: that high may predate the entry). Nothing is
+        decided again."""
         for sym, bar in bars.items():
             self.last_close[sym] = bar[3]
             atr = self.atr.get(sym)
             if atr is not None:
                 atr.revise(bar[1], bar[2], bar[3])
         pos = self.pos
-        if pos is not None and pos.stop_cid is not None and not pos.closing and self.risk.trailing_stop_pct:
+        if pos is None or pos.sessions < 2:
+            return
+        if pos.stop_cid is not None and not pos.closing and self.risk.trailing_stop_pct:
             bar = bars.get(pos.symbol)
             if bar is not None:
                 self._trail(pos, bar[1])

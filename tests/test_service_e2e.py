@@ -114,3 +114,34 @@ def test_decisions_at_scheduled_closes_across_dst_holiday_and_early_close(tmp_pa
     for t, bar in decided:  # each decision acted on its own session's bar, never a stale one
         if bar != "none":
             assert pd.Timestamp(bar[:10]).date() == t.date()
+
+
+def test_a_daily_decision_ten_minutes_before_the_half_day_close_reads_the_day_so_far(tmp_path):
+    """`daily_decision_offset_minutes = 10` on the 2024-11-29 half day: the scheduler runs the decision
+    at 12:50 ET (not 15:50, not 13:00) on the day's bar built from the 200 one-minute bars 09:30-12:50."""
+    import os
+
+    sb = Sandbox(tmp_path, 400, "--timeframe", "1m", "--start", "2024-11-29T12:00:00-05:00",
+                 "--synthetic-years", "1.3")  # fmt: skip
+    log = (tmp_path / "bot.log").open("w+")
+    try:
+        cfg = config(tmp_path, sb.url, ma=(2, 3), service="daily_decision_offset_minutes = 10")
+        env = {**os.environ, "APCA_API_KEY_ID": "PKE2E", "APCA_API_SECRET_KEY": "S3CRET"}
+        proc = subprocess.Popen([*SOXBOT, "run", "--config", str(cfg)], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if "event='end of day'" in (tmp_path / "bot.log").read_text():
+                break
+            time.sleep(0.3)
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        sb.stop()
+        log.close()
+    out = (tmp_path / "bot.log").read_text()
+    decided = re.findall(r"event='decision' at='([^']+)'", out)
+    assert decided == ["2024-11-29T12:50:00-05:00"], out[-3000:]
+    so_far = re.search(r"event='day so far' ts='2024-11-29' minute_bars=(\d+)", out)
+    assert so_far and int(so_far.group(1)) == 200, out[-3000:]
+    assert "event='end of day'" in out and "job failed" not in out
