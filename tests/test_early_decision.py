@@ -108,7 +108,7 @@ def test_each_day_is_decided_at_1550_on_the_day_so_far_and_filled_before_the_clo
         assert tuple(win.iloc[-1][["open", "high", "low", "close", "volume"]]) == pytest.approx(
             so_far("AAA", day, "15:50")
         )
-        px = closes + [so_far("AAA", day, "15:50")[3]]
+        px = [*closes, so_far("AAA", day, "15:50")[3]]
         want = 1 if np.mean(px[-FAST:]) > np.mean(px[-SLOW:]) else -1
         got = r.journal.db.execute(
             "SELECT direction FROM signals WHERE strategy='combined' ORDER BY rowid DESC LIMIT 1"

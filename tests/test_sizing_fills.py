@@ -129,7 +129,9 @@ def test_tightest_stop_wins_and_trailing_only_rises(px, pct, trail, mult, atr):
 
 @given(
     rows=st.lists(
-        st.tuples(st.floats(1, 100), st.floats(0, 5), st.floats(0, 5), st.floats(0, 1)), min_size=2, max_size=40
+        st.tuples(st.floats(1, 100), st.floats(0, 5), st.floats(0, 5), st.floats(0, 1)),
+        min_size=2,
+        max_size=40,
     ),
     final=st.tuples(st.floats(1, 100), st.floats(0, 5), st.floats(0, 5), st.floats(0, 1)),
     n=st.integers(1, 10),
