@@ -308,6 +308,8 @@ class AlpacaRun:
                 log.info("position held per journal and broker", symbol=sym, qty=qty, stop=e.pos.stop)
             elif not ours or e.pos is not None:
                 self.foreign.add(sym)
+                e._verdict("alert", f"{qty:g} {sym} held at the broker without this bot's orders: left "
+                           "alone; no new entries while it is held", symbol=sym)  # fmt: skip
                 log.warning(
                     "position in a traded symbol without this bot's orders: left alone; no new entries while "
                     "it is held (never hold bull and bear at once)",
@@ -340,6 +342,8 @@ class AlpacaRun:
             return  # no stop rule configured: the engine never places one
         log.warning("no protective stop at the broker: stop placed on restart", symbol=pos.symbol,
                     qty=pos.qty, stop=round(pos.stop, 4))  # fmt: skip
+        e._verdict("alert", f"{pos.qty:g} {pos.symbol} had no protective stop at the broker: stop placed "
+                   f"at {pos.stop:.4f} on restart", symbol=pos.symbol)  # fmt: skip
         e._protect(pos, e.now, only=Intent.STOP, why="protective stop placed on restart")
         b.drain(poll=False)  # a refusal reaches the engine, which flattens
         pos = e.pos
@@ -658,6 +662,7 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
     mode = "live-alpaca" if not broker.paper else "paper-alpaca"
     journal.start_run(mode, r.set_id, json.loads(cfg.model_dump_json()), False)
     status = "ok"
+    loop = None
     try:
         log.info(
             "alpaca start",
@@ -671,13 +676,15 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
             timeframe=cfg.data.timeframe,
             clock_rate=f"{clock.rate:.4g}x",
         )
-        broker.start()
-        r.reconcile()
-        r.warm_up()
         if cfg.service.scheduler:  # the market-aware service: NYSE schedule, /healthz, /metrics, alerts
             from bot.service.runner import ServiceLoop
 
-            ServiceLoop(r, cfg).serve(cfg.run.max_bars)
+            loop = ServiceLoop(r, cfg)  # before reconciling: what the restart finds reaches the webhook too
+        broker.start()
+        r.reconcile()
+        r.warm_up()
+        if loop is not None:
+            loop.serve(cfg.run.max_bars)
         else:
             r.run(cfg.run.max_bars)
         if r.stop.event.is_set():
@@ -688,6 +695,8 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
     finally:
         broker.drain()
         broker.close()
+        if loop is not None:
+            loop.alerts.close(2.0)  # serve() closes them too; a failed start must not lose its alerts
         s = broker.stats
         e = r.engine
         log.info(

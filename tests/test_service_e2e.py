@@ -145,3 +145,46 @@ def test_a_daily_decision_ten_minutes_before_the_half_day_close_reads_the_day_so
     so_far = re.search(r"event='day so far' ts='2024-11-29' minute_bars=(\d+)", out)
     assert so_far and int(so_far.group(1)) == 200, out[-3000:]
     assert "event='end of day'" in out and "job failed" not in out
+
+
+def test_what_a_restart_finds_at_the_broker_is_alerted_through_the_webhook(tmp_path):
+    """A position in a traded symbol that the bot did not open is found while reconciling at start, before
+    the schedule runs: the owner hears of it through the webhook, not only in the log."""
+    import os
+
+    from alpaca.trading.client import TradingClient
+    from alpaca.trading.enums import OrderSide, TimeInForce
+    from alpaca.trading.requests import MarketOrderRequest
+
+    hook, alerts = webhook_receiver()
+    sb = Sandbox(tmp_path, 1, "--start", "2024-11-04T10:00:00-05:00")
+    log = (tmp_path / "bot.log").open("w+")
+    try:
+        t = TradingClient("PKE2E", "S3CRET", url_override=sb.url)
+        t.submit_order(
+            MarketOrderRequest(symbol="SOXL", qty=3, side=OrderSide.BUY, time_in_force=TimeInForce.DAY)
+        )
+        sb.advance(to="next_close")
+        sb.advance(to="next_open")
+        sb.advance(minutes=1)  # filled at the next bar's open: someone else's position
+        assert float(t.get_open_position("SOXL").qty) == 3
+        cfg = config(
+            tmp_path, sb.url, extra=f'[alerts]\nwebhook_url = "http://127.0.0.1:{hook.server_port}/h"\n'
+        )
+        env = {**os.environ, "APCA_API_KEY_ID": "PKE2E", "APCA_API_SECRET_KEY": "S3CRET"}
+        proc = subprocess.Popen([*SOXBOT, "run", "--config", str(cfg)], cwd=REPO, env=env, stdout=log,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None and not alerts:
+            time.sleep(0.2)
+        proc.terminate()
+        assert proc.wait(30) == 0
+    finally:
+        sb.stop()
+        log.close()
+        hook.shutdown()
+    texts = [a["text"] for a in alerts]
+    assert any("3 SOXL held at the broker without this bot's orders" in x for x in texts), (
+        texts,
+        (tmp_path / "bot.log").read_text()[-2000:],
+    )

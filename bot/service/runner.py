@@ -77,7 +77,7 @@ class ServiceLoop:
             if a is not None:
                 self.alerts.send(a.event, a.text)
 
-        engine.on_event = on_event
+        engine.on_event = on_event  # from now on, so a restart's findings (reconcile) are alerted too
         self.day_start_equity = engine.equity_now
 
     def _outcome(self, o: Any) -> None:
@@ -162,6 +162,7 @@ class ServiceLoop:
     # -- loop --------------------------------------------------------------------------------------
     def serve(self, max_bars: int = 0) -> None:
         r = self.run
+        self.day_start_equity = r.engine.equity_now  # as reconciled with the broker
         port = self.server.start()
         log.info(
             "service start",
