@@ -44,7 +44,7 @@ from bot.events import ExitReason, Intent, OrderIntent, Side
 from bot.journal import Journal
 from bot.live import TrailingSignals
 from bot.log import get
-from bot.recovery import FINAL, HeldPosition, JournalBooks, mark_orders, read_books
+from bot.recovery import FINAL, HeldPosition, JournalBooks, read_books
 from bot.replay import StopFlag, _fmt_event
 from bot.strategy import Strategy
 from bot.window import live_window
@@ -242,13 +242,37 @@ class AlpacaRun:
         for cid in rec.not_sent:
             statuses[cid] = "not_sent"
             log.warning("journaled order never reached the broker: not sent, and never will be", cid=cid)
-        mark_orders(self.journal, statuses)
+        self.journal.mark_unanswered(statuses)
 
-    def _unknown(self, what: str) -> None:
-        """A state the bot cannot explain: say so loudly and make no new entries (exits still work)."""
+    def _unknown(self, what: str, when: str = "at start") -> None:
+        """A state the bot cannot explain: say so loudly and make no new entries (exits still work) until
+        a person has looked and restarted the bot (a restart reconciles again)."""
         self.unknown.append(what)
-        log.error("unknown state at start: no new entries this run", what=what)
-        self.engine._verdict("alert", f"unknown state at start: {what}; no new entries")
+        log.error(f"unknown state {when}: no new entries this run", what=what)
+        self.engine._verdict("alert", f"unknown state {when}: {what}; no new entries until a restart")
+
+    def check_positions(self, when: str) -> str | None:
+        """The broker's positions in the traded symbols against the engine's (pre-open, end of day). A
+        difference the bot did not make (a position closed or opened by hand, a fill it never heard of)
+        is an unknown state: alerted, and no new entries. Returns what differs, or None."""
+        e, b = self.engine, self.broker
+        traded = set(self.cfg.universe.traded) - self.foreign
+        for attempt in range(2):
+            try:
+                held = {s: q for s, (q, _) in b.positions().items() if s in traded}
+            except Exception as exc:
+                log.warning("positions check failed", error=str(exc))
+                return None
+            mine = {e.pos.symbol: e.pos.qty} if e.pos is not None else {}
+            if all(abs(held.get(s, 0.0) - mine.get(s, 0.0)) <= 1e-9 for s in held.keys() | mine.keys()):
+                return None
+            if attempt == 0:  # a fill may be on its way: ask for it, then compare again
+                b.poll()
+                self.pump(0)
+        what = f"the engine holds {_holding(mine)}, the broker {_holding(held)}"
+        if what not in self.unknown:
+            self._unknown(what, when)
+        return what
 
     def _as_engine(self, i: OrderIntent) -> OrderIntent:
         """A broker order the journal does not know, as the engine would have made it."""
@@ -306,6 +330,14 @@ class AlpacaRun:
                 log.warning("position not managed by soxbot (left alone)", symbol=sym, qty=qty)
             elif e.pos is not None and e.pos.symbol == sym:
                 log.info("position held per journal and broker", symbol=sym, qty=qty, stop=e.pos.stop)
+            elif not ours and e.pos is None and self.cfg.broker.foreign_positions == "adopt":
+                self._adopt(sym, qty, avg, [])
+                px = self._price_now(sym) or avg  # its stop guards from here, not from an old entry price
+                self.engine.pos.stop = stops.initial_stop(self.cfg.risk, px, None)  # type: ignore[union-attr]
+                why = "([broker] foreign_positions = 'adopt'); it gets a protective stop"
+                e._verdict(
+                    "alert", f"{qty:g} {sym} held at the broker without this bot's orders: adopted {why}"
+                )
             elif not ours or e.pos is not None:
                 self.foreign.add(sym)
                 e._verdict("alert", f"{qty:g} {sym} held at the broker without this bot's orders: left "
@@ -328,6 +360,15 @@ class AlpacaRun:
         self._orders_onto(e.pos, ours)
         e.cash = max(0.0, e.cash)
         log.info("position adopted from the broker", symbol=sym, qty=qty, avg=avg, stop=e.pos.stop)
+
+    def _price_now(self, sym: str) -> float | None:
+        try:
+            p = self.broker.client.get_open_position(sym)
+            px = float((p.get if isinstance(p, dict) else lambda k: getattr(p, k, None))("current_price"))
+        except Exception as exc:  # no price: the stop falls back to the average entry
+            log.warning("current price not available", symbol=sym, error=str(exc))
+            return None
+        return px if px > 0 else None
 
     def _protect_held(self) -> None:
         """A held position of ours has a working stop at the broker (or a close order working), or gets
@@ -531,7 +572,7 @@ class AlpacaRun:
         if self.foreign:
             why_not.append(f"foreign position in {','.join(sorted(self.foreign))}")
         if self.unknown:
-            why_not.append("unknown state at start")
+            why_not.append("unknown state (see the alert)")
         if e.pos is None and any(o.intent is Intent.OPEN for o in e.orders.values()):
             why_not.append("entry order working")
         missing = [s for s in self.cfg.universe.traded if s not in traded]
@@ -619,6 +660,10 @@ class AlpacaRun:
                 self.expected = next_bar(end, self.tf)
                 continue
             self.pump(min(max(self.clock.wall_seconds(self.barlen / 20), 0.05), 2.0))
+
+
+def _holding(qty: dict[str, float]) -> str:
+    return ", ".join(f"{q:g} {s}" for s, q in sorted(qty.items())) or "flat"
 
 
 def _rev(i: OrderIntent) -> int:

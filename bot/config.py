@@ -141,6 +141,12 @@ class BrokerConfig(_Section):
     live: bool = Field(False, description="Trade real money; also needs the --live flag.")
     api_key: SecretStr | None = Field(None, description="Or env APCA_API_KEY_ID.")
     secret_key: SecretStr | None = Field(None, description="Or env APCA_API_SECRET_KEY.")
+    foreign_positions: Literal["leave", "adopt"] = Field(
+        "leave",
+        description="A position in a traded symbol that the bot did not open: 'leave' = report it, leave it "
+        "alone and make no new entries while it is held; 'adopt' = manage it as the bot's own (protective "
+        "stop at once, exits on signal). Other symbols are always left alone.",
+    )
 
 
 class JournalConfig(_Section):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ CREATE INDEX IF NOT EXISTS ix_signals_run ON signals(run_id, ts);
 CREATE INDEX IF NOT EXISTS ix_orders_cid ON orders(client_order_id);
 CREATE INDEX IF NOT EXISTS ix_fills_run ON fills(run_id, ts);
 """
+UNANSWERED = ("intent", "submitted")  # journaled before sending / sent, final outcome not journaled
 
 
 def _ts(ts: Any) -> str:
@@ -138,6 +140,17 @@ class Journal:
             "WHERE client_order_id=? AND run_id=?",
             (status, broker_id, detail, _now(), client_order_id, self.run_id),
         )
+
+    def mark_unanswered(self, statuses: Mapping[str, str]) -> None:
+        """Record what the broker said about orders an earlier run left unanswered (still 'intent' or
+        'submitted'), in whichever run's row holds them: `order_status` only touches this run's. A row
+        that already has a final status keeps it."""
+        now = _now()
+        for cid, status in statuses.items():
+            self.db.execute(
+                "UPDATE orders SET status=?, updated_at=? WHERE client_order_id=? AND status IN (?, ?)",
+                (status, now, cid, *UNANSWERED),
+            )
 
     def fill(self, f: OrderFilled) -> None:
         self._add(

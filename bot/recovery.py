@@ -8,8 +8,6 @@ The broker stays the source of truth: the driver compares this with what the bro
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -17,9 +15,8 @@ import pandas as pd
 from bot.data.calendar import TZ
 from bot.events import ExitReason, Intent, OrderIntent, OrderType, Side
 from bot.ids import PREFIX
-from bot.journal import Journal
+from bot.journal import UNANSWERED, Journal
 
-UNANSWERED = ("intent", "submitted")  # journaled before sending / sent, final outcome not journaled
 FINAL = {"filled", "canceled", "expired", "rejected", "replaced", "done_for_day"}
 EPS = 1e-9
 
@@ -127,15 +124,4 @@ def _answered(rows: list[tuple], run_id: int) -> set[str]:
     return {cid for cid, status in latest.items() if status in FINAL or status == "not_sent"}
 
 
-def mark_orders(journal: Journal, statuses: Mapping[str, str]) -> None:
-    """Record what the broker said about orders left unanswered by an earlier run (every run's row:
-    Journal.order_status only touches the current run's)."""
-    now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    for cid, status in statuses.items():
-        journal.db.execute(
-            "UPDATE orders SET status=?, updated_at=? WHERE client_order_id=? AND status IN (?, ?)",
-            (status, now, cid, *UNANSWERED),
-        )
-
-
-__all__ = ["HeldPosition", "JournalBooks", "mark_orders", "read_books"]
+__all__ = ["UNANSWERED", "HeldPosition", "JournalBooks", "read_books"]

@@ -86,15 +86,32 @@ def bot_env(timeout: float = 10.0) -> dict[str, str]:
 def bot_config(
     tmp: Path,
     url: str,
-    ma: tuple[int, int] = (2, 5),
+    ma: tuple[int, int] | None = (2, 5),
     stops: tuple[float, float] = (0.05, 0.03),
     service: str = "",
     extra: str = "",
+    *,
+    universe: tuple[str, str, str] = ("SOXX", "SOXL", "SOXS"),
+    risk: str = "",
+    cash: float | None = None,
+    keys: tuple[str, str] | None = None,
 ) -> Path:
     """A fast moving-average cross on SOXX into SOXL/SOXS, with a broker-side stop and a trailing raise.
-    `ma`: (fast, slow) lengths; `stops`: (stop_loss_pct, trailing_stop_pct); `service`: more `[service]`
-    lines; `extra`: more sections."""
+    `ma`: (fast, slow) lengths, None for the default strategies; `stops`: (stop_loss_pct,
+    trailing_stop_pct); `universe`: (signal, bull, bear); `risk`: more `[risk]` lines; `cash`: `[broker]
+    starting_cash`; `keys`: (api_key, secret_key) written into the file (an in-process broker, no
+    environment); `service`: more `[service]` lines; `extra`: more sections."""
     p = tmp / "bot.toml"
+    signal, bull, bear = universe
+    strategies = (
+        f"""[[strategies]]
+name = "ma_cross"
+params = {{ fast = {ma[0]}, slow = {ma[1]}, kind = "sma" }}"""
+        if ma
+        else ""
+    )
+    broker = [f'api_key = "{keys[0]}"', f'secret_key = "{keys[1]}"'] if keys else []
+    broker += [f"starting_cash = {cash}"] if cash is not None else []
     p.write_text(
         f"""
 [data]
@@ -103,19 +120,19 @@ timeframe = "1d"
 base_url = "{url}"
 cache_dir = "{tmp / "cache"}"
 [universe]
-signal = "SOXX"
-bull = "SOXL"
-bear = "SOXS"
-[[strategies]]
-name = "ma_cross"
-params = {{ fast = {ma[0]}, slow = {ma[1]}, kind = "sma" }}
+signal = "{signal}"
+bull = "{bull}"
+bear = "{bear}"
+{strategies}
 [risk]
 fraction = 0.5
 stop_loss_pct = {stops[0]}
 trailing_stop_pct = {stops[1]}
+{risk}
 [broker]
 kind = "alpaca"
 base_url = "{url}"
+{chr(10).join(broker)}
 [service]
 health_port = 0
 {service}

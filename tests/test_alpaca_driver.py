@@ -16,11 +16,15 @@ from bot.broker.alpaca import AlpacaBroker
 from bot.config import load_config
 from bot.data.alpaca_feed import AlpacaBars
 from bot.ids import client_order_id
+from bot.stops import initial_stop
 from bot.journal import Journal
 from bot.sandbox.app import SandboxServer
+from tests.alpaca_support import bot_config
 from tests.sandbox_support import admin, at, daily_bars, write_bars
 
 BARS = daily_bars()
+UNIVERSE = ("AAA", "BBB", "")
+KEYS = ("PKTEST", "SECRET")
 
 
 @pytest.fixture(scope="module")
@@ -33,32 +37,7 @@ def srv(tmp_path_factory):
 @pytest.fixture
 def run(srv, tmp_path):
     admin(srv, "reset", {"start": at("2024-06-03 09:00")})
-    cfg_file = tmp_path / "bot.toml"
-    cfg_file.write_text(
-        f"""
-[data]
-source = "alpaca"
-base_url = "{srv.url}"
-cache_dir = "{tmp_path / "cache"}"
-[universe]
-signal = "AAA"
-bull = "BBB"
-bear = ""
-[[strategies]]
-name = "ma_cross"
-params = {{ fast = 2, slow = 5, kind = "sma" }}
-[broker]
-kind = "alpaca"
-base_url = "{srv.url}"
-api_key = "PKTEST"
-secret_key = "SECRET"
-starting_cash = 50000
-[service]
-health_port = 0
-[journal]
-path = "{tmp_path / "j.db"}"
-"""
-    )
+    cfg_file = bot_config(tmp_path, srv.url, universe=UNIVERSE, keys=KEYS, cash=50000)
     cfg = load_config(cfg_file)
     made = []
 
@@ -125,33 +104,52 @@ def test_someone_elses_position_is_left_alone_and_blocks_entries(srv, run):
     assert len(admin(srv, "state")["orders"]) == 1  # nothing sent, nothing canceled
 
 
+def test_with_foreign_positions_adopt_someone_elses_position_is_managed_with_a_stop(srv, run):
+    cfg, make = run
+    cfg.broker.foreign_positions = "adopt"
+    t = tc(srv)
+    t.submit_order(MarketOrderRequest(symbol="BBB", qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    admin(srv, "advance", {"to": at("2024-06-05 09:31")})  # the price has moved on since the buy
+    price = float(t.get_open_position("BBB").current_price)
+    assert price != pytest.approx(float(t.get_open_position("BBB").avg_entry_price), abs=0.05)
+    r = make()
+    r.reconcile()
+    pos = r.engine.pos
+    assert pos is not None and (pos.symbol, pos.qty) == ("BBB", 5) and not r.foreign
+    assert r.engine.last_dir == 1  # holding the bull side: no blind re-entry
+    stops = [o for o in admin(srv, "state")["orders"] if o["type"] == "stop" and o["status"] == "new"]
+    assert len(stops) == 1 and stops[0]["client_order_id"] == pos.stop_cid
+    want = initial_stop(cfg.risk, price, None)  # the stop rule applied to today's price, not an old entry
+    assert want is not None and float(stops[0]["stop_price"]) == pytest.approx(want, abs=0.01)
+    verdicts = r.journal.db.execute("SELECT reason FROM risk WHERE action='alert'").fetchall()
+    assert any("adopted" in v[0] for v in verdicts)
+
+
+def test_a_position_closed_by_hand_is_an_unknown_state_at_the_end_of_day(srv, run):
+    """The engine holds BBB; someone sells it at the broker during the day. The end-of-day check sees
+    the difference, alerts, and blocks new entries instead of guessing."""
+    cfg, make = run
+    cfg.broker.foreign_positions = "adopt"  # the quickest way to a position the engine holds
+    t = tc(srv)
+    t.submit_order(MarketOrderRequest(symbol="BBB", qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    admin(srv, "advance", {"to": at("2024-06-03 09:31")})
+    r = make()
+    r.reconcile()
+    assert r.check_positions("at end of day") is None and not r.unknown  # in step: nothing to say
+    t.cancel_orders()
+    t.close_position("BBB")
+    admin(srv, "advance", {"to": at("2024-06-04 09:31")})  # filled at the next bar's open
+    what = r.check_positions("at end of day")
+    assert what == "the engine holds 5 BBB, the broker flat" and r.unknown == [what]
+    verdicts = r.journal.db.execute("SELECT reason FROM risk WHERE action='alert'").fetchall()
+    assert any("unknown state at end of day" in v[0] for v in verdicts)
+
 def test_missing_bars_are_reported_and_block_entries_until_data_is_back(tmp_path, capsys):
     frames = {s: df.copy() for s, df in BARS.items()}
     frames["AAA"] = frames["AAA"].drop([pd.Timestamp("2024-06-05"), pd.Timestamp("2024-06-06")])
     d = write_bars(tmp_path / "gap", frames, "1d")
     with SandboxServer(data_dir=d, timeframe="1d", speed=0, start="2024-06-03") as s:
-        cfg_file = tmp_path / "bot.toml"
-        cfg_file.write_text(
-            f"""
-[data]
-source = "alpaca"
-base_url = "{s.url}"
-cache_dir = "{tmp_path / "cache"}"
-[universe]
-signal = "AAA"
-bull = "BBB"
-bear = ""
-[broker]
-kind = "alpaca"
-base_url = "{s.url}"
-api_key = "PKTEST"
-secret_key = "SECRET"
-[service]
-health_port = 0
-[journal]
-path = "{tmp_path / "j.db"}"
-"""
-        )
+        cfg_file = bot_config(tmp_path, s.url, ma=None, universe=UNIVERSE, keys=KEYS)
         cfg = load_config(cfg_file)
         broker = AlpacaBroker(cfg.broker, use_stream=False)
         j = Journal(cfg.journal.path)

@@ -114,6 +114,7 @@ class ServiceLoop:
         r = self.run
         r.broker.poll()
         r.pump(0)
+        r.check_positions("before the open")
         acct = r.broker.client.get_account()
         get = acct.get if isinstance(acct, dict) else lambda k, d=None: getattr(acct, k, d)
         status = str(get("status", "")).split(".")[-1].upper()
@@ -134,6 +135,7 @@ class ServiceLoop:
         r = self.run
         r.broker.poll()  # reconcile with the broker, the source of truth
         r.pump(0)
+        r.check_positions("at end of day")
         e = r.engine
         pnl = e.equity_now - self.day_start_equity
         pos = f"{e.pos.qty:g} {e.pos.symbol}" if e.pos else "flat"
