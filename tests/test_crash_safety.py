@@ -299,6 +299,7 @@ def test_kill_9_at_any_moment_never_doubles_loses_or_unprotects(tmp_path):
 BARS = daily_bars()
 SIGNAL_TS = pd.Timestamp("2024-05-31")
 STOPS = (0.1, 0.08)  # stop_loss_pct, trailing_stop_pct
+KEYS = ("PKTEST", "SECRET")
 
 
 @pytest.fixture(scope="module")
@@ -312,32 +313,7 @@ def srv(tmp_path_factory):
 def world(srv, tmp_path):
     """(config, a previous run's journal, a TradingClient, restart()) on a fresh sandbox account."""
     admin(srv, "reset", {"start": at("2024-06-03 09:00")})
-    cfg_file = tmp_path / "bot.toml"
-    cfg_file.write_text(f"""
-[data]
-source = "alpaca"
-base_url = "{srv.url}"
-cache_dir = "{tmp_path / "cache"}"
-[universe]
-signal = "AAA"
-bull = "BBB"
-bear = ""
-[[strategies]]
-name = "ma_cross"
-params = {{ fast = 2, slow = 5, kind = "sma" }}
-[risk]
-stop_loss_pct = {STOPS[0]}
-trailing_stop_pct = {STOPS[1]}
-[broker]
-kind = "alpaca"
-base_url = "{srv.url}"
-api_key = "PKTEST"
-secret_key = "SECRET"
-[service]
-health_port = 0
-[journal]
-path = "{tmp_path / "j.db"}"
-""")
+    cfg_file = bot_config(tmp_path, srv.url, stops=STOPS, universe=("AAA", "BBB", ""), keys=KEYS)
     cfg = load_config(cfg_file)
     before = Journal(cfg.journal.path)
     before.start_run("paper-alpaca", set_id_for(cfg), {})
