@@ -33,7 +33,7 @@ import pandas as pd
 import pytest
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
-from alpaca.trading.requests import MarketOrderRequest, StopOrderRequest
+from alpaca.trading.requests import GetOrderByIdRequest, MarketOrderRequest, StopOrderRequest
 
 from bot.alpaca_driver import AlpacaRun, BrokerClock
 from bot.assemble import build_strategies
@@ -310,10 +310,12 @@ def srv(tmp_path_factory):
 
 
 @pytest.fixture
-def world(srv, tmp_path):
-    """(config, a previous run's journal, a TradingClient, restart()) on a fresh sandbox account."""
+def world(srv, tmp_path, request):
+    """(config, a previous run's journal, a TradingClient, restart()) on a fresh sandbox account.
+    Parametrized indirectly, its parameter is more `bot_config` arguments (e.g. a take-profit)."""
     admin(srv, "reset", {"start": at("2024-06-03 09:00")})
-    cfg_file = bot_config(tmp_path, srv.url, stops=STOPS, universe=("AAA", "BBB", ""), keys=KEYS)
+    more = {"stops": STOPS, **getattr(request, "param", {})}
+    cfg_file = bot_config(tmp_path, srv.url, universe=("AAA", "BBB", ""), keys=KEYS, **more)
     cfg = load_config(cfg_file)
     before = Journal(cfg.journal.path)
     before.start_run("paper-alpaca", set_id_for(cfg), {})
@@ -474,3 +476,56 @@ def test_journaled_orders_the_broker_never_got_are_marked_not_sent_and_never_sen
     admin(srv, "advance", {"to": at("2024-06-04 16:01")})
     r.broker.drain(poll=True)
     assert _at_broker(srv) == [] and admin(srv, "state")["submissions_per_client_order_id"] == {}
+
+
+def _entry_filled_by_the_engine(cfg, j: Journal, t: TradingClient, srv, restart) -> AlpacaRun:
+    """The previous run: its entry fills and its engine places the protective orders (with a take-profit:
+    one OCO exit, the stop as its leg under a broker-assigned id). Then the bot stops."""
+    cid = _cid(cfg, "open")
+    j.order_intent(OrderIntent(cid, SIGNAL_TS, "BBB", Side.BUY, 40, OrderType.MARKET, Intent.OPEN, "x"))
+    t.submit_order(MarketOrderRequest(symbol="BBB", qty=40, side=OrderSide.BUY, time_in_force=TimeInForce.DAY,
+                                      client_order_id=cid))  # fmt: skip
+    r = restart()
+    admin(srv, "advance", {"to": at("2024-06-03 09:31")})  # the entry fills at the open
+    r.broker.drain(poll=True)
+    return r
+
+
+# 2024-06-04 (after an entry at the 06-03 open, 53.58): low 52.19, high 54.40. A 2% stop (52.51) with a
+# 5% take-profit is left by the stop leg; a 1% take-profit (54.12) with the 10%/8% stop by the take-profit.
+OCO_EXITS = [
+    ({"stops": (0.02, 0.08), "risk": "take_profit_pct = 0.05"}, "stop", ExitReason.STOP_LOSS),
+    ({"stops": STOPS, "risk": "take_profit_pct = 0.01"}, "tp", ExitReason.TAKE_PROFIT),
+]
+
+
+@pytest.mark.parametrize(("world", "leg", "reason"), OCO_EXITS, indirect=["world"], ids=["stop-leg", "tp"])
+def test_an_oco_exit_that_filled_while_the_bot_was_down_is_journaled_once_with_its_reason(
+    srv, world, leg, reason
+):
+    cfg, before, t, restart = world
+    first = _entry_filled_by_the_engine(cfg, before, t, srv, restart)
+    pos = first.engine.pos
+    assert pos is not None and (pos.stop_cid, pos.tp_cid) == (_cid(cfg, "stop"), _cid(cfg, "tp"))
+    oco = t.get_order_by_id(t.get_order_by_client_id(_cid(cfg, "tp"))["id"], GetOrderByIdRequest(nested=True))
+    assert oco["order_class"] == "oco" and not oco["legs"][0]["client_order_id"].startswith("sx-")
+    admin(srv, "advance", {"to": at("2024-06-04 16:01")})  # the bot is down; one leg fills
+    filled = t.get_order_by_id(oco["legs"][0]["id"] if leg == "stop" else oco["id"])
+    assert filled["status"] == "filled" and float(filled["filled_qty"]) == 40
+    exit_px = float(filled["filled_avg_price"])
+    sent = admin(srv, "state")["submissions_per_client_order_id"]
+    r = restart()
+    e = r.engine
+    assert e.pos is None and not r.unknown and not e.orders
+    assert [(tr.exit_reason, tr.qty, tr.exit_price) for tr in e.trades] == [
+        (reason, 40, pytest.approx(exit_px))
+    ]
+    fills = r.journal.query("SELECT client_order_id, side, qty, price FROM fills ORDER BY rowid")
+    assert fills.values.tolist()[1:] == [[_cid(cfg, leg), "sell", 40, pytest.approx(exit_px)]]
+    status = dict(r.journal.db.execute("SELECT client_order_id, status FROM orders").fetchall())
+    other = "tp" if leg == "stop" else "stop"
+    assert (status[_cid(cfg, leg)], status[_cid(cfg, other)]) == ("filled", "canceled")
+    restart()  # a second restart journals nothing twice
+    assert len(r.journal.query("SELECT * FROM fills")) == 2
+    st = admin(srv, "state")
+    assert st["submissions_per_client_order_id"] == sent and st["positions"] == {}  # nothing re-sent

@@ -309,28 +309,53 @@ def test_bracket_legs_wait_for_the_entry_then_cancel_each_other(tc, srv):
     assert tc.get_all_positions() == []
 
 
+def sell_oco(tc, tp: float, sl: float, qty: float = 10):
+    """One OCO exit of `qty` AAA: take-profit at `tp` (the parent), stop-loss at `sl` (its leg)."""
+    return tc.submit_order(
+        LimitOrderRequest(
+            symbol="AAA",
+            qty=qty,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OCO,
+            take_profit=TakeProfitRequest(limit_price=tp),
+            stop_loss=StopLossRequest(stop_price=sl),
+        )
+    )
+
+
 def test_oco_take_profit_fill_cancels_the_stop(tc, srv):
     _hold(tc, srv, 10, "2024-06-06")
     up = bar("2024-06-12")
     tp = round(bar("2024-06-11").close + 4, 2)
     assert up.open > tp
-    o = tc.submit_order(
-        LimitOrderRequest(
-            symbol="AAA",
-            qty=10,
-            side=OrderSide.SELL,
-            time_in_force=TimeInForce.GTC,
-            order_class=OrderClass.OCO,
-            take_profit=TakeProfitRequest(limit_price=tp),
-            stop_loss=StopLossRequest(stop_price=round(tp - 30, 2)),
-        )
-    )
+    o = sell_oco(tc, tp, round(tp - 30, 2))
     advance(srv, "2024-06-12 16:30")
     o = tc.get_order_by_id(o.id, GetOrderByIdRequest(nested=True))
     assert o.status == OrderStatus.FILLED and float(o.filled_avg_price) == pytest.approx(up.open)
     assert o.legs[0].status == OrderStatus.CANCELED
     # the group holds the position once: selling again is refused before and allowed after
     assert tc.get_all_positions() == []
+
+
+def test_a_closed_oco_listed_nested_carries_its_filled_stop_leg(tc, srv):
+    """What a restart reads for an exit made while the bot was down: listed nested (as on Alpaca), the
+    stop leg comes under its canceled take-profit parent, not as a row of its own."""
+    _hold(tc, srv, 10, "2024-06-06")  # filled on 06-07, at 16:30
+    gap = bar("2024-06-10")
+    sl = round(gap.open + 2, 2)
+    o = sell_oco(tc, round(sl + 50, 2), sl)
+    advance(srv, "2024-06-10 16:30")
+    after = pd.Timestamp(at("2024-06-07 16:00")).to_pydatetime()
+    nested = tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED, nested=True, after=after))
+    assert [(x.id, x.status) for x in nested] == [(o.id, OrderStatus.CANCELED)]
+    legs = nested[0].legs or []
+    assert [(leg.id, leg.status, float(leg.filled_qty)) for leg in legs] == [
+        (o.legs[0].id, OrderStatus.FILLED, 10)
+    ]
+    assert float(legs[0].filled_avg_price) == pytest.approx(gap.open)
+    flat = tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED, after=after))
+    assert {x.id for x in flat} == {o.id, o.legs[0].id} and all(x.legs is None for x in flat)
 
 
 def test_oto_stop_leg_activates_after_the_entry_fills(tc, srv):

@@ -882,9 +882,7 @@ class AlpacaBroker:
             legs = [leg for leg in o.get("legs") or () if isinstance(leg, dict)]
             if o.get("order_class") == "oco" and legs:
                 leg = legs[0]
-                leg_cid = str(leg.get("client_order_id", ""))
-                # before any trailing raise the leg has the broker's id; the engine knows it as '...-stop'
-                stop_cid = leg_cid if leg_cid.startswith(prefix) else cid.removesuffix("-tp") + "-stop"
+                stop_cid = _oco_stop_cid(cid, leg, prefix)
                 st = self._track(_intent_from_order({**leg, "client_order_id": stop_cid}, Intent.STOP))
                 st.oco_with, tr.oco_with = cid, stop_cid
                 st.filled_qty = known.get(stop_cid, 0.0)
@@ -893,10 +891,19 @@ class AlpacaBroker:
             tr.filled_qty = known.get(cid, 0.0)  # a later poll delivers only what the journal lacks
             tr.filled_value = tr.filled_qty * _f(o.get("filled_avg_price"))
             rec.ours.append(tr.intent)
+        closed: dict[str, dict[str, Any]] = {}
+        if since is not None:  # nested: an OCO's stop leg comes under its take-profit parent
+            after = since.to_pydatetime()
+            req = GetOrdersRequest(status=QueryOrderStatus.CLOSED, limit=500, after=after, nested=True)
+            closed = _closed_ours(self._retry_get(lambda: self.client.get_orders(req)), prefix)
         done: dict[str, dict[str, Any]] = {}
         for cid in dict.fromkeys(lookup):
             if cid in self._orders:
                 rec.found[cid] = "open"
+                continue
+            if cid in closed:  # also an OCO stop leg, which no lookup by the engine's id finds
+                rec.found[cid] = str(closed[cid].get("status"))
+                done[cid] = closed[cid]
                 continue
             try:
                 o = self._lookup(cid)
@@ -908,16 +915,9 @@ class AlpacaBroker:
                 continue
             rec.found[cid] = str(o.get("status"))
             done[cid] = o
-        if since is not None:
-            closed = self._retry_get(
-                lambda: self.client.get_orders(
-                    GetOrdersRequest(status=QueryOrderStatus.CLOSED, limit=500, after=since.to_pydatetime())
-                )
-            )
-            for o in closed:
-                cid = str(o.get("client_order_id", ""))
-                if cid.startswith(prefix) and cid not in self._orders:
-                    done.setdefault(cid, o)
+        for cid, o in closed.items():
+            if cid not in self._orders:
+                done.setdefault(cid, o)
         for cid, o in done.items():
             if str(o.get("status")) not in TERMINAL:  # working after all: track it like the listed ones
                 tr = self._track(_intent_from_order(o))
@@ -963,6 +963,33 @@ class AlpacaBroker:
                     raise
                 time.sleep(self.backoff[i])
         raise AssertionError("unreachable")
+
+
+def _oco_stop_cid(parent_cid: str, leg: Mapping[str, Any], prefix: str) -> str:
+    """The engine's id of an OCO exit's stop leg. Once a trailing raise renamed it, the leg carries it;
+    before that the leg has the broker's id, and the engine knows it as the parent's '...-stop'."""
+    leg_cid = str(leg.get("client_order_id", ""))
+    if leg_cid.startswith(prefix):
+        return leg_cid
+    return "-".join([*parent_cid.split("-")[:4], Intent.STOP.value])  # sx-set-SYM-stamp-stop
+
+
+def _closed_ours(orders: Iterable[dict[str, Any]], prefix: str) -> dict[str, dict[str, Any]]:
+    """Our finished orders from a nested listing, by the engine's ids: each of our orders without its
+    legs, and each OCO stop leg on its own under the id the engine knows it by, so that a stop-leg or
+    take-profit fill made while the bot was down is seen exactly once. A leg a replaced parent still
+    lists is taken once."""
+    out: dict[str, dict[str, Any]] = {}
+    for o in orders:
+        cid = str(o.get("client_order_id", ""))
+        if not cid.startswith(prefix):
+            continue
+        out.setdefault(cid, {**o, "legs": None})
+        if o.get("order_class") == "oco":
+            for leg in (leg for leg in o.get("legs") or () if isinstance(leg, dict)):
+                stop_cid = _oco_stop_cid(cid, leg, prefix)
+                out.setdefault(stop_cid, {**leg, "client_order_id": stop_cid})
+    return out
 
 
 def _with_qty(i: OrderIntent, qty: float) -> OrderIntent:
