@@ -35,3 +35,17 @@ def client_order_id(set_id: str, symbol: str, signal_ts: pd.Timestamp, intent: s
     sym = symbol.replace("^", "").replace("/", "")[:8]
     cid = f"{PREFIX}-{set_id}-{sym}-{stamp}-{intent}"
     return f"{cid}-r{revision}" if revision else cid
+
+
+def split_revision(cid: str) -> tuple[str, int]:
+    """(the id without its revision, the revision) of an id made by `client_order_id`."""
+    head, _, last = cid.rpartition("-")
+    if head and last[:1] == "r" and last[1:].isdigit():
+        return head, int(last[1:])
+    return cid, 0
+
+
+def next_revision(cid: str) -> str:
+    """The id of the same decision's next order (a stop moved, a close sent again): '...-close-r1'."""
+    head, rev = split_revision(cid)
+    return f"{head}-r{rev + 1}"

@@ -47,7 +47,7 @@ from alpaca.trading.requests import (
 from alpaca.trading.stream import TradingStream
 
 from bot.alpaca_http import env_keys, harden
-from bot.broker.base import BarTuple, FillListener, UpdateListener
+from bot.broker.base import ALREADY_FILLED, NOTHING_HELD, BarTuple, FillListener, UpdateListener
 from bot.config import BrokerConfig
 from bot.events import Intent, OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
 from bot.ids import PREFIX
@@ -379,7 +379,7 @@ class AlpacaBroker:
         old = self._get(client_order_id)
         if old is None or old.broker_id is None or old.done:
             if old is not None and old.done and old.filled_qty > 0:
-                self._out.append(OrderCanceled(new.client_order_id, new.ts, new.symbol, "already filled"))
+                self._out.append(OrderCanceled(new.client_order_id, new.ts, new.symbol, ALREADY_FILLED))
                 return
             self.submit(new)  # nothing live to move: place it afresh
             return
@@ -784,9 +784,7 @@ class AlpacaBroker:
         if held is not None and held < tr.intent.qty - EPS:
             if held <= EPS:
                 tr.done = True
-                self._out.append(
-                    OrderCanceled(tr.cid, tr.intent.ts, sym, "nothing left to sell at the broker")
-                )
+                self._out.append(OrderCanceled(tr.cid, tr.intent.ts, sym, NOTHING_HELD))
                 return False
             tr.intent = _with_qty(tr.intent, held)
         return True

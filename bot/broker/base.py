@@ -15,6 +15,10 @@ import pandas as pd
 from bot.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected
 
 BarTuple = tuple[float, float, float, float]  # open, high, low, close
+# Reasons an OrderCanceled carries when the order never worked at the broker (besides the broker's
+# own words such as "canceled" or "expired"):
+NOTHING_HELD = "nothing left to sell at the broker"  # a closing sell: the broker holds none of it
+ALREADY_FILLED = "already filled"  # a stop move: the stop it was to replace has filled meanwhile
 FillListener = Callable[[OrderFilled], None]
 UpdateListener = Callable[[OrderRejected | OrderCanceled], None]
 
