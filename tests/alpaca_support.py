@@ -9,7 +9,10 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,3 +162,30 @@ def journal_rows(path: Path, sql: str) -> list[tuple]:
         raise
     finally:
         db.close()
+
+
+@contextmanager
+def bot_process(tmp: Path, cfg: Path) -> Iterator[subprocess.Popen]:
+    """`soxbot run --config cfg` as a process, its output in tmp/bot.log; at the end it gets SIGTERM
+    and must exit 0 (a clean stop leaves the broker-side stops and flushes the journal)."""
+    log = tmp / "bot.log"
+    with log.open("w+") as out:
+        proc = subprocess.Popen([*SOXBOT, "run", "--config", str(cfg)], cwd=REPO, env=bot_env(),
+                                stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.terminate()
+            code = proc.wait(30)
+    assert code == 0, log.read_text()[-3000:]
+
+
+def wait_until(proc: subprocess.Popen, done: Callable[[], bool], seconds: float) -> bool:
+    """Poll `done` until it holds, the process ends or `seconds` pass; whether it held."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        if done():
+            return True
+        time.sleep(0.25)
+    return done()

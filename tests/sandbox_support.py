@@ -6,6 +6,8 @@ import json
 import math
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +67,16 @@ def minute_bars(start: str = "2024-05-01", end: str = "2024-06-14") -> dict[str,
             index=pd.DatetimeIndex(idx, name="timestamp"),
         )
     return out
+
+
+@contextmanager
+def serving(
+    directory: Path, frames: dict[str, pd.DataFrame], timeframe: str, start: str
+) -> Iterator[SandboxServer]:
+    """A sandbox replaying `frames` (written to `directory`) on a frozen clock from `start`."""
+    d = write_bars(directory, frames, timeframe)
+    with SandboxServer(data_dir=d, timeframe=timeframe, speed=0, start=start) as s:
+        yield s
 
 
 def write_bars(directory: Path, frames: dict[str, pd.DataFrame], timeframe: str) -> Path:

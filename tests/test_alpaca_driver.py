@@ -16,11 +16,11 @@ from bot.broker.alpaca import AlpacaBroker
 from bot.config import load_config
 from bot.data.alpaca_feed import AlpacaBars
 from bot.ids import client_order_id
-from bot.stops import initial_stop
 from bot.journal import Journal
 from bot.sandbox.app import SandboxServer
+from bot.stops import initial_stop
 from tests.alpaca_support import bot_config
-from tests.sandbox_support import admin, at, daily_bars, write_bars
+from tests.sandbox_support import admin, at, daily_bars, serving, write_bars
 
 BARS = daily_bars()
 UNIVERSE = ("AAA", "BBB", "")
@@ -29,8 +29,7 @@ KEYS = ("PKTEST", "SECRET")
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    d = write_bars(tmp_path_factory.mktemp("driver-daily"), BARS, "1d")
-    with SandboxServer(data_dir=d, timeframe="1d", speed=0, start="2024-06-03") as s:
+    with serving(tmp_path_factory.mktemp("driver-daily"), BARS, "1d", "2024-06-03") as s:
         yield s
 
 
@@ -143,6 +142,7 @@ def test_a_position_closed_by_hand_is_an_unknown_state_at_the_end_of_day(srv, ru
     assert what == "the engine holds 5 BBB, the broker flat" and r.unknown == [what]
     verdicts = r.journal.db.execute("SELECT reason FROM risk WHERE action='alert'").fetchall()
     assert any("unknown state at end of day" in v[0] for v in verdicts)
+
 
 def test_missing_bars_are_reported_and_block_entries_until_data_is_back(tmp_path, capsys):
     frames = {s: df.copy() for s, df in BARS.items()}

@@ -18,8 +18,8 @@ from bot.broker.alpaca import AlpacaBroker
 from bot.config import load_config
 from bot.data.alpaca_feed import AlpacaBars
 from bot.journal import Journal
-from bot.sandbox.app import SandboxServer
-from tests.sandbox_support import NY, admin, at, minute_bars, write_bars
+from tests.alpaca_support import bot_config
+from tests.sandbox_support import NY, admin, at, minute_bars, serving
 
 MINUTES = minute_bars("2024-05-01", "2024-06-14")
 DAYS = pd.DatetimeIndex(sorted({t.tz_localize(None).normalize() for t in MINUTES["AAA"].index}))
@@ -38,43 +38,15 @@ def so_far(sym: str, day: pd.Timestamp, until: str | None) -> tuple[float, float
 
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory):
-    d = write_bars(tmp_path_factory.mktemp("early-1m"), MINUTES, "1m")
-    with SandboxServer(data_dir=d, timeframe="1m", speed=0, start="2024-05-31") as s:
+    with serving(tmp_path_factory.mktemp("early-1m"), MINUTES, "1m", "2024-05-31") as s:
         yield s
 
 
 @pytest.fixture
 def run(srv, tmp_path):
     admin(srv, "reset", {"start": at("2024-05-31 09:00")})
-    cfg_file = tmp_path / "bot.toml"
-    cfg_file.write_text(
-        f"""
-[data]
-source = "alpaca"
-base_url = "{srv.url}"
-cache_dir = "{tmp_path / "cache"}"
-[universe]
-signal = "AAA"
-bull = "BBB"
-bear = ""
-[[strategies]]
-name = "ma_cross"
-params = {{ fast = {FAST}, slow = {SLOW}, kind = "sma" }}
-[risk]
-fraction = 0.5
-stop_loss_pct = 0.05
-trailing_stop_pct = 0.02
-[broker]
-kind = "alpaca"
-base_url = "{srv.url}"
-api_key = "PKTEST"
-secret_key = "SECRET"
-[service]
-daily_decision_offset_minutes = 10
-[journal]
-path = "{tmp_path / "j.db"}"
-"""
-    )
+    cfg_file = bot_config(tmp_path, srv.url, (FAST, SLOW), (0.05, 0.02), "daily_decision_offset_minutes = 10",
+                          universe=("AAA", "BBB", ""), keys=("PKTEST", "SECRET"))  # fmt: skip
     cfg = load_config(cfg_file)
     broker = AlpacaBroker(cfg.broker, use_stream=False)
     j = Journal(cfg.journal.path)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import threading
-import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -18,9 +16,8 @@ import pandas as pd
 import pytest
 
 from bot.data.calendar import session_bounds, sessions
-from tests.alpaca_support import REPO, SOXBOT, Sandbox
+from tests.alpaca_support import Sandbox, bot_process, wait_until
 from tests.alpaca_support import bot_config as config
-from tests.alpaca_support import get_json as _get
 
 pytestmark = pytest.mark.e2e
 
@@ -43,50 +40,27 @@ def webhook_receiver() -> tuple[ThreadingHTTPServer, list[dict]]:
 
 
 def test_decisions_at_scheduled_closes_across_dst_holiday_and_early_close(tmp_path):
-    import os
-
     hook, alerts = webhook_receiver()
-
-    sb = Sandbox.__new__(Sandbox)
-    sb.log = (tmp_path / "sandbox.log").open("w+")
-    sb.proc = subprocess.Popen(
-        [*SOXBOT, "sandbox", "--port", "0", "--speed", "60000", "--key", "PKE2E", "--secret", "S3CRET",
-         "--start", "2024-10-30"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=sb.log, text=True,
-    )  # fmt: skip
-    line = sb.proc.stdout.readline()
-    sb.port = int(line.split("127.0.0.1:")[1].split()[0])
-    sb.url = f"http://127.0.0.1:{sb.port}"
-    env = {**os.environ, "APCA_API_KEY_ID": "PKE2E", "APCA_API_SECRET_KEY": "S3CRET"}
-    log = (tmp_path / "bot.log").open("w+")
+    sb = Sandbox(tmp_path, 60000, "--start", "2024-10-30")
     try:
-        cfg = config(tmp_path, sb.url)
-        cfg.write_text(
-            cfg.read_text() + f'[alerts]\nwebhook_url = "http://127.0.0.1:{hook.server_port}/hook"\n'
+        cfg = config(
+            tmp_path, sb.url, extra=f'[alerts]\nwebhook_url = "http://127.0.0.1:{hook.server_port}/hook"\n'
         )
-        cmd = [*SOXBOT, "run", "--config", str(cfg)]
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            now = pd.Timestamp(_get(sb.url + "/admin/state")["now"])
-            if now > pd.Timestamp("2024-12-03 17:00", tz="America/New_York"):
-                break
-            time.sleep(0.5)
-        out = (tmp_path / "bot.log").read_text()
-        assert proc.poll() is None, out[-3000:]
-        health = re.search(r"health='(http://127\.0\.0\.1:\d+)/healthz'", out)
-        assert health, out[-2000:]
-        with urllib.request.urlopen(health.group(1) + "/healthz", timeout=5) as r:
-            assert r.status == 200  # decisions ran on time
-        with urllib.request.urlopen(health.group(1) + "/metrics", timeout=5) as r:
-            metrics = r.read().decode()
-        decisions = sum(float(x) for x in re.findall(r"^soxbot_decisions_total (\S+)$", metrics, re.M))
-        assert decisions >= 15
-        proc.terminate()
-        assert proc.wait(30) == 0
+        with bot_process(tmp_path, cfg) as proc:
+            end = pd.Timestamp("2024-12-03 17:00", tz="America/New_York")
+            wait_until(proc, lambda: pd.Timestamp(sb.state()["now"]) > end, 120)
+            out = (tmp_path / "bot.log").read_text()
+            assert proc.poll() is None, out[-3000:]
+            health = re.search(r"health='(http://127\.0\.0\.1:\d+)/healthz'", out)
+            assert health, out[-2000:]
+            with urllib.request.urlopen(health.group(1) + "/healthz", timeout=5) as r:
+                assert r.status == 200  # decisions ran on time
+            with urllib.request.urlopen(health.group(1) + "/metrics", timeout=5) as r:
+                metrics = r.read().decode()
+            decisions = sum(float(x) for x in re.findall(r"^soxbot_decisions_total (\S+)$", metrics, re.M))
+            assert decisions >= 15
     finally:
         sb.stop()
-        log.close()
         hook.shutdown()
     out = (tmp_path / "bot.log").read_text()
     decided = [
@@ -119,26 +93,14 @@ def test_decisions_at_scheduled_closes_across_dst_holiday_and_early_close(tmp_pa
 def test_a_daily_decision_ten_minutes_before_the_half_day_close_reads_the_day_so_far(tmp_path):
     """`daily_decision_offset_minutes = 10` on the 2024-11-29 half day: the scheduler runs the decision
     at 12:50 ET (not 15:50, not 13:00) on the day's bar built from the 200 one-minute bars 09:30-12:50."""
-    import os
-
     sb = Sandbox(tmp_path, 400, "--timeframe", "1m", "--start", "2024-11-29T12:00:00-05:00",
                  "--synthetic-years", "1.3")  # fmt: skip
-    log = (tmp_path / "bot.log").open("w+")
     try:
         cfg = config(tmp_path, sb.url, ma=(2, 3), service="daily_decision_offset_minutes = 10")
-        env = {**os.environ, "APCA_API_KEY_ID": "PKE2E", "APCA_API_SECRET_KEY": "S3CRET"}
-        proc = subprocess.Popen([*SOXBOT, "run", "--config", str(cfg)], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if "event='end of day'" in (tmp_path / "bot.log").read_text():
-                break
-            time.sleep(0.3)
-        proc.terminate()
-        assert proc.wait(30) == 0
+        with bot_process(tmp_path, cfg) as proc:
+            wait_until(proc, lambda: "event='end of day'" in (tmp_path / "bot.log").read_text(), 60)
     finally:
         sb.stop()
-        log.close()
     out = (tmp_path / "bot.log").read_text()
     decided = re.findall(r"event='decision' at='([^']+)'", out)
     assert decided == ["2024-11-29T12:50:00-05:00"], out[-3000:]
@@ -150,15 +112,12 @@ def test_a_daily_decision_ten_minutes_before_the_half_day_close_reads_the_day_so
 def test_what_a_restart_finds_at_the_broker_is_alerted_through_the_webhook(tmp_path):
     """A position in a traded symbol that the bot did not open is found while reconciling at start, before
     the schedule runs: the owner hears of it through the webhook, not only in the log."""
-    import os
-
     from alpaca.trading.client import TradingClient
     from alpaca.trading.enums import OrderSide, TimeInForce
     from alpaca.trading.requests import MarketOrderRequest
 
     hook, alerts = webhook_receiver()
     sb = Sandbox(tmp_path, 1, "--start", "2024-11-04T10:00:00-05:00")
-    log = (tmp_path / "bot.log").open("w+")
     try:
         t = TradingClient("PKE2E", "S3CRET", url_override=sb.url)
         t.submit_order(
@@ -168,20 +127,12 @@ def test_what_a_restart_finds_at_the_broker_is_alerted_through_the_webhook(tmp_p
         sb.advance(to="next_open")
         sb.advance(minutes=1)  # filled at the next bar's open: someone else's position
         assert float(t.get_open_position("SOXL").qty) == 3
-        cfg = config(
-            tmp_path, sb.url, extra=f'[alerts]\nwebhook_url = "http://127.0.0.1:{hook.server_port}/h"\n'
-        )
-        env = {**os.environ, "APCA_API_KEY_ID": "PKE2E", "APCA_API_SECRET_KEY": "S3CRET"}
-        proc = subprocess.Popen([*SOXBOT, "run", "--config", str(cfg)], cwd=REPO, env=env, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and proc.poll() is None and not alerts:
-            time.sleep(0.2)
-        proc.terminate()
-        assert proc.wait(30) == 0
+        hook_url = f"http://127.0.0.1:{hook.server_port}/h"
+        cfg = config(tmp_path, sb.url, extra=f'[alerts]\nwebhook_url = "{hook_url}"\n')
+        with bot_process(tmp_path, cfg) as proc:
+            wait_until(proc, lambda: bool(alerts), 30)
     finally:
         sb.stop()
-        log.close()
         hook.shutdown()
     texts = [a["text"] for a in alerts]
     assert any("3 SOXL held at the broker without this bot's orders" in x for x in texts), (
