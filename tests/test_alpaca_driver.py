@@ -3,6 +3,7 @@ broker-side stop (and will not re-enter), leaves anyone else's alone, and warms 
 
 from __future__ import annotations
 
+import json
 import pandas as pd
 import pytest
 from alpaca.trading.client import TradingClient
@@ -18,6 +19,7 @@ from bot.data.alpaca_feed import AlpacaBars
 from bot.ids import client_order_id
 from bot.journal import Journal
 from bot.sandbox.app import SandboxServer
+from bot.service.status import status_report
 from bot.stops import initial_stop
 from tests.alpaca_support import bot_config
 from tests.sandbox_support import admin, at, daily_bars, serving, write_bars
@@ -133,6 +135,7 @@ def test_a_position_closed_by_hand_is_an_unknown_state_at_the_end_of_day(srv, ru
     t.submit_order(MarketOrderRequest(symbol="BBB", qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
     admin(srv, "advance", {"to": at("2024-06-03 09:31")})
     r = make()
+    r.journal.start_run("paper-alpaca", r.set_id, json.loads(cfg.model_dump_json()), False)
     r.reconcile()
     assert r.check_positions("at end of day") is None and not r.unknown  # in step: nothing to say
     t.cancel_orders()
@@ -142,6 +145,9 @@ def test_a_position_closed_by_hand_is_an_unknown_state_at_the_end_of_day(srv, ru
     assert what == "the engine holds 5 BBB, the broker flat" and r.unknown == [what]
     verdicts = r.journal.db.execute("SELECT reason FROM risk WHERE action='alert'").fetchall()
     assert any("unknown state at end of day" in v[0] for v in verdicts)
+    r.journal.flush()
+    locks = next(x for x in status_report(cfg.journal.path).splitlines() if x.startswith("locks:"))
+    assert "new entries blocked (unknown state at end of day: the engine holds 5 BBB" in locks
 
 
 def test_missing_bars_are_reported_and_block_entries_until_data_is_back(tmp_path, capsys):

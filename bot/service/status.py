@@ -325,7 +325,13 @@ def _locks(db: sqlite3.Connection, run_id: int, last_ts: str | None) -> str:
     ):
         daily = f"ON since {lock['ts']}: {lock['reason']}"
     ks = f"ON ({kill}); run `soxbot rearm` after review" if kill else "off"
-    return f"daily loss {daily}; kill switch {ks}"
+    unknown = db.execute(
+        "SELECT reason FROM risk WHERE run_id=? AND action='alert' AND reason LIKE 'unknown state%' "
+        "ORDER BY rowid DESC LIMIT 1",
+        (run_id,),
+    ).fetchone()
+    entries = f"; new entries blocked ({unknown['reason']})" if unknown else ""
+    return f"daily loss {daily}; kill switch {ks}{entries}"
 
 
 def _broker_lines(broker: Any, journal_pos: list[JournalPosition]) -> list[str]:
