@@ -4,6 +4,7 @@ broker-side stop (and will not re-enter), leaves anyone else's alone, and warms 
 from __future__ import annotations
 
 import json
+
 import pandas as pd
 import pytest
 from alpaca.trading.client import TradingClient
