@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bot import stops
-from bot.broker.base import BarTuple, Broker
+from bot.broker.base import ALREADY_FILLED, NOTHING_HELD, BarTuple, Broker
 from bot.config import Settings
 from bot.events import (
     EquityPoint,
@@ -39,11 +39,13 @@ from bot.events import (
     Side,
     Trade,
 )
-from bot.ids import client_order_id
+from bot.ids import client_order_id, next_revision, split_revision
 from bot.journal import Journal
 from bot.sizing import position_qty
 
 KILL_KEY = "kill_switch"
+MAX_CLOSE_RESENDS = 3  # a close that ends unfilled is sent again at most this often (ids '-r1'..'-r3')
+MAX_EXIT_FAILURES = 6  # failed exits on one position before the engine stops retrying and asks a person
 
 
 @dataclass(slots=True)
@@ -64,6 +66,8 @@ class Position:
     exit_qty: float = 0.0
     exit_value: float = 0.0
     exit_commission: float = 0.0
+    close_cid: str | None = None  # the latest close sent for this position
+    exit_failures: int = 0  # closes that ended before selling it all
 
 
 @dataclass(slots=True)
@@ -166,16 +170,17 @@ class Engine:
             self.on_event(kind, data)
 
     def _verdict(self, action: str, reason: str, **details: Any) -> None:
-        v = RiskVerdict(self.now, action, reason, details)  # type: ignore[arg-type]
         if self.journal is not None:
-            self.journal.risk(v)
-        self._emit("risk", action=action, reason=reason, **details)
+            self.journal.risk(RiskVerdict(self.now, action, reason, details))  # type: ignore[arg-type]
+        if self.on_event is not None:
+            self.on_event("risk", {"action": action, "reason": reason, **details})
 
     def _send(self, intent: OrderIntent) -> None:
         self.orders[intent.client_order_id] = intent
         if self.journal is not None:
             self.journal.order_intent(intent)  # written before the broker sees it
-        self._emit("order", order=intent)
+        if self.on_event is not None:
+            self.on_event("order", {"order": intent})
         self.broker.submit(intent)
 
     def _cid(self, symbol: str, signal_ts: pd.Timestamp, intent: Intent, rev: int = 0) -> str:
@@ -401,9 +406,13 @@ class Engine:
         for cid in (pos.stop_cid, pos.tp_cid):
             if cid is not None:
                 self.broker.cancel(cid)
+        cid = self._cid(pos.symbol, self.now, Intent.CLOSE)
+        if pos.close_cid is not None and split_revision(pos.close_cid)[0] == cid:
+            cid = next_revision(pos.close_cid)  # closed again on the same bar: never reuse a spent id
+        pos.close_cid = cid
         self._send(
             OrderIntent(
-                self._cid(pos.symbol, self.now, Intent.CLOSE),
+                cid,
                 self.now,
                 pos.symbol,
                 Side.SELL,  # type: ignore[arg-type]
@@ -536,6 +545,82 @@ class Engine:
             if intent.intent is Intent.STOP and pos is not None and not pos.closing:
                 self._verdict("flatten", "protective stop could not be placed: flatten", symbol=pos.symbol)
                 self._close(pos, ExitReason.RISK, "stop rejected")
+        pos = self.pos
+        if intent is None or pos is None or pos.symbol != intent.symbol or pos.qty <= 1e-9:
+            return
+        if intent.intent is Intent.CLOSE and pos.closing:
+            self._close_unfilled(pos, intent, u)
+        elif (
+            intent.intent is Intent.STOP
+            and isinstance(u, OrderCanceled)
+            and u.client_order_id == pos.stop_cid
+            and u.reason != ALREADY_FILLED
+            and not pos.closing
+        ):  # the broker ended the stop of a held position (canceled by someone, expired): place it again
+            self._verdict(
+                "protect",
+                f"protective stop {u.client_order_id} ended at the broker ({u.reason or 'canceled'}) with "
+                f"{pos.qty:g} {pos.symbol} held: placed again",
+                symbol=pos.symbol,
+            )
+            self._protect(pos, self.now, why="protective stop placed again")
+
+    def _close_unfilled(self, pos: Position, intent: OrderIntent, u: OrderRejected | OrderCanceled) -> None:
+        """A close ended (canceled, expired or refused) before it sold the whole position; `_close` had
+        canceled the stop and take-profit, so the rest would be held unprotected. What happens to it:
+
+        - the exit still stands (a risk, max-hold or end-of-data exit always does; a signal exit while the
+          direction still points away from the symbol) and the close was canceled or expired, not refused:
+          a close for the rest is sent again under the next revision of its id ('...-close-r1'), at most
+          MAX_CLOSE_RESENDS times per decision, as a trader re-enters an exit order that ran out;
+        - otherwise (refused, re-sends used up, or the direction came back to the symbol) the rest is held
+          again with its protective stop (and take-profit) placed at once through `_protect`; a pending
+          entry is dropped (never hold two), and later signals or risk exits close it as usual;
+        - the broker holds none of it, or MAX_EXIT_FAILURES exits of this position failed: nothing more is
+          sent (no loop against a broker that refuses everything); an alert asks a person to look.
+        Each outcome is journaled as a risk verdict with its reason."""
+        pos.exit_failures += 1
+        cid, sym = u.client_order_id, pos.symbol
+        ended = "refused" if isinstance(u, OrderRejected) else (u.reason or "canceled")
+        left = f"{pos.qty:g} {sym}"
+        if isinstance(u, OrderCanceled) and u.reason == NOTHING_HELD:
+            self._verdict("alert", f"close {cid} ended: the broker holds no {sym}, the engine {left}; "
+                          "nothing to sell or protect", symbol=sym)  # fmt: skip
+            return
+        if pos.exit_failures > MAX_EXIT_FAILURES:
+            self._verdict("alert", f"close {cid} {ended} with {left} left after {pos.exit_failures} failed "
+                          "exits: no more retries, the position needs a person", symbol=sym)  # fmt: skip
+            return
+        stands = self._exit_stands(pos, intent)
+        if stands and isinstance(u, OrderCanceled) and split_revision(cid)[1] < MAX_CLOSE_RESENDS:
+            new = next_revision(cid)
+            self._verdict("exit", f"close {cid} {ended} with {left} left; {stands}: close sent again as "
+                          f"{new}", symbol=sym, qty=pos.qty)  # fmt: skip
+            pos.close_cid = new
+            self._send(dataclasses.replace(intent, client_order_id=new, ts=self.now, qty=pos.qty))
+            return
+        if isinstance(u, OrderRejected):
+            why = "the broker refused it"
+        elif stands:
+            why = f"sent {MAX_CLOSE_RESENDS} times again already"
+        else:
+            why = f"the direction is back to {sym}: the exit no longer stands"
+        pos.closing = False
+        self.pending_open = None
+        stop = f"protective stop at {pos.stop:.4g}" if pos.stop is not None else "no stop rule configured"
+        self._verdict(
+            "protect", f"close {cid} {ended} with {left} left; {why}: held again, {stop}", symbol=sym
+        )
+        self._protect(pos, self.now, why="protective stop after an unfilled close")
+
+    def _exit_stands(self, pos: Position, intent: OrderIntent) -> str | None:
+        """Why the exit `intent` was sent for still holds, in words; None once it no longer does."""
+        if intent.exit_reason is ExitReason.SIGNAL:
+            d = self.last_dir
+            if (self.bull if d and d > 0 else self.bear if d and d < 0 else "") == pos.symbol:
+                return None
+            return f"direction {d} still wants out of {pos.symbol}"
+        return f"the {intent.exit_reason or 'exit'} exit still stands"
 
     # -- end ---------------------------------------------------------------------------------
     def finish(self, ts: pd.Timestamp) -> None:

@@ -37,7 +37,7 @@ from alpaca.trading.requests import GetOrderByIdRequest, MarketOrderRequest, Sto
 
 from bot.alpaca_driver import AlpacaRun, BrokerClock
 from bot.assemble import build_strategies
-from bot.backtest import set_id_for
+from bot.backtest import session_labels, set_id_for
 from bot.broker.alpaca import AlpacaBroker
 from bot.config import load_config
 from bot.data.alpaca_feed import AlpacaBars
@@ -529,3 +529,80 @@ def test_an_oco_exit_that_filled_while_the_bot_was_down_is_journaled_once_with_i
     assert len(r.journal.query("SELECT * FROM fills")) == 2
     st = admin(srv, "state")
     assert st["submissions_per_client_order_id"] == sent and st["positions"] == {}  # nothing re-sent
+
+
+# -- a close that ends partly filled ------------------------------------------------------------------
+def _bar_step(r: AlpacaRun, day: str, direction: int) -> None:
+    """The engine's step on `day`'s daily bar with the combined `direction` (what the driver does)."""
+    ts = pd.Timestamp(day)
+    bar = tuple(float(x) for x in BARS["BBB"].loc[ts, ["open", "high", "low", "close"]])
+    r.engine.step(ts, int(session_labels(pd.DatetimeIndex([ts]))[0]), {"BBB": bar}, direction, True, "test")
+
+
+def _working_sells(srv) -> list[tuple[str, str, float]]:
+    return [(o["client_order_id"], o["type"], float(o["qty"])) for o in _at_broker(srv)
+            if o["side"] == "sell" and o["status"] in (*WORKING, "accepted")]  # fmt: skip
+
+
+def _held(srv) -> float:
+    return admin(srv, "state")["positions"].get("BBB", {"qty": 0.0})["qty"]
+
+
+def test_a_close_that_expires_partly_filled_is_sent_again_then_the_rest_keeps_a_stop(srv, world):
+    cfg, before, t, restart = world
+    _entered(cfg, before, t, srv, qty=1000)
+    r = restart()  # holding 1000 with its stop
+    admin(srv, "faults", {"partial_fill_prob": 1.0})  # every fill in part: day orders expire part-filled
+    _bar_step(r, "2024-06-03", 0)  # the signal leaves: stop canceled, close sent
+    close = client_order_id(set_id_for(cfg), "BBB", pd.Timestamp("2024-06-03"), "close")
+    assert _working_sells(srv) == [(close, "market", 1000.0)]
+    seen = []
+    for day in ("2024-06-04", "2024-06-05", "2024-06-06", "2024-06-07"):
+        admin(srv, "advance", {"to": at(f"{day} 16:01")})  # part fills at the open, the rest expires
+        r.broker.drain(poll=True)
+        held, e = _held(srv), r.engine
+        assert e.pos is not None and e.pos.qty == held > 0
+        working = _working_sells(srv)
+        assert len(working) == 1 and working[0][2] == held, working  # the rest is never left bare
+        seen.append(working[0][:2])
+    stop_cid = seen[-1][0]
+    assert seen == [(f"{close}-r1", "market"), (f"{close}-r2", "market"), (f"{close}-r3", "market"),
+                    (stop_cid, "stop")]  # fmt: skip
+    assert stop_cid.startswith(_cid(cfg, "stop") + "-r") and not r.engine.pos.closing
+    verdicts = r.journal.query("SELECT action, reason FROM risk WHERE run_id=?", (r.journal.run_id,))
+    assert verdicts["action"].tolist().count("exit") == 3 and "sent again as" in verdicts["reason"].iloc[-2]
+    assert verdicts["action"].iloc[-1] == "protect" and "sent 3 times again" in verdicts["reason"].iloc[-1]
+    assert max(admin(srv, "state")["submissions_per_client_order_id"].values()) == 1
+
+
+def test_a_partly_filled_close_whose_signal_came_back_keeps_the_rest_with_its_stop(srv, world):
+    cfg, before, t, restart = world
+    _entered(cfg, before, t, srv)
+    r = restart()
+    admin(srv, "faults", {"partial_fill_prob": 1.0})
+    _bar_step(r, "2024-06-03", 0)  # close sent
+    admin(srv, "advance", {"to": at("2024-06-04 09:31")})  # part of it fills at the open
+    r.broker.drain(poll=True)
+    assert 0 < _held(srv) < 40
+    _bar_step(r, "2024-06-04", 1)  # the direction is back to BBB before the close ran out
+    admin(srv, "advance", {"to": at("2024-06-04 16:01")})  # the rest of the close expires
+    r.broker.drain(poll=True)
+    held, e = _held(srv), r.engine
+    assert e.pos is not None and e.pos.qty == held and not e.pos.closing and e.pending_open is None
+    [(cid, kind, qty)] = _working_sells(srv)
+    assert (kind, qty, cid == e.pos.stop_cid) == ("stop", held, True)
+    last = r.journal.query("SELECT action, reason FROM risk ORDER BY rowid DESC LIMIT 1").iloc[0]
+    assert last["action"] == "protect" and "exit no longer stands" in last["reason"]
+
+
+def test_a_stop_canceled_at_the_broker_while_the_position_is_held_is_placed_again(srv, world):
+    cfg, before, t, restart = world
+    _entered(cfg, before, t, srv)
+    r = restart()
+    stop = t.get_order_by_client_id(_cid(cfg, "stop"))
+    t.cancel_order_by_id(stop["id"])  # someone cancels it at the broker (or its GTC time ran out)
+    r.broker.drain(poll=True)
+    again = _cid(cfg, "stop", 1)
+    assert _working_sells(srv) == [(again, "stop", 40.0)] and r.engine.pos.stop_cid == again
+    last = r.journal.query("SELECT action, reason FROM risk ORDER BY rowid DESC LIMIT 1").iloc[0]
+    assert last["action"] == "protect" and "placed again" in last["reason"]
