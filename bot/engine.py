@@ -11,6 +11,9 @@ Per bar (`step`), in order:
    on -1, nothing on 0) is opened once the close has filled, so both are never held at once.
 Entries are blocked while a lock is on, on bars flagged not tradable (after a data gap) and when the
 size comes out 0. Exits are never blocked. Every risk decision is journaled with its reason.
+
+A backtest crosses bars on which nothing can happen with `advance` (the same bookkeeping as `step`
+on each of them, in bulk; it decides nothing): see `bot/eventskip.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -42,6 +45,9 @@ from bot.events import (
 from bot.ids import client_order_id, next_revision, split_revision
 from bot.journal import Journal
 from bot.sizing import position_qty
+
+if TYPE_CHECKING:
+    from bot.tape import Tape
 
 KILL_KEY = "kill_switch"
 MAX_CLOSE_RESENDS = 3  # a close that ends unfilled is sent again at most this often (ids '-r1'..'-r3')
@@ -77,23 +83,100 @@ class PendingOpen:
     reason: str
 
 
+QuietSpan = tuple[int, int, float, "str | None", float, float]  # (a, f, cash, symbol, qty, last close)
+
+
 @dataclass
 class EquityLog:
+    """The equity curve: a point per bar stepped and, from the event-skipping backtest driver, spans
+    of quiet bars kept as (bars, cash, position) until `frame` fills them in from the tape at once."""
+
     ts: list[pd.Timestamp] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)
     cash: list[float] = field(default_factory=list)
     position_value: list[float] = field(default_factory=list)
+    quiet: list[tuple[int, QuietSpan]] = field(default_factory=list)  # (points before it, span)
+    tape: Tape | None = None
+
+    def add_quiet(
+        self, tape: Tape, a: int, f: int, cash: float, symbol: str | None, qty: float, before: float
+    ) -> None:
+        """Bars a..f-1 of `tape`, marked as `step` would: cash + qty x the symbol's last close seen
+        (`before` until the span has one of its own); flat (`symbol` None): `before` is the equity."""
+        self.tape = tape
+        self.quiet.append((len(self.ts), (a, f, cash, symbol, qty, before)))
+
+    @staticmethod
+    def quiet_values(
+        tape: Tape, spans: list[QuietSpan]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(keys, equity, cash, position value) of every bar of `spans`, in order."""
+        a = np.array([s[0] for s in spans], np.int64)
+        m = np.array([s[1] for s in spans], np.int64) - a
+        total = int(m.sum())
+        rep = np.repeat(np.arange(len(spans)), m)
+        bars = a[rep] + (np.arange(total) - (np.cumsum(m) - m)[rep])
+        cash = np.array([s[2] for s in spans], float)[rep]
+        qty = np.array([s[4] for s in spans], float)[rep]
+        before = np.array([s[5] for s in spans], float)[rep]
+        symbols = [s[3] for s in spans]
+        equity = np.empty(total)
+        pos_value = np.zeros(total)
+        for sym in set(symbols):
+            sel = np.array([x == sym for x in symbols])[rep]
+            if sym is None:
+                equity[sel] = before[sel]
+                continue
+            closes = tape.closes_over(sym, bars[sel], a[rep][sel], before[sel])
+            pos_value[sel] = qty[sel] * closes
+            equity[sel] = cash[sel] + pos_value[sel]
+        return tape.keys[bars], equity, cash, pos_value
 
     def frame(self, tz: Any = None) -> pd.DataFrame:
+        if self.quiet:
+            keys, cols = self._with_quiet()
+            idx = pd.DatetimeIndex(keys.view("datetime64[ns]"), name="timestamp")
+            if tz is not None:
+                idx = idx.tz_localize("UTC").tz_convert(tz)
+            return pd.DataFrame(cols, index=idx)
         if self.ts and isinstance(self.ts[0], int):
-            idx = pd.DatetimeIndex(np.asarray(self.ts, dtype="datetime64[ns]"), name="timestamp")
+            stamps = np.fromiter(self.ts, np.int64, len(self.ts)).view("datetime64[ns]")
+            idx = pd.DatetimeIndex(stamps, name="timestamp")
             if tz is not None:
                 idx = idx.tz_localize("UTC").tz_convert(tz)
         else:
             idx = pd.DatetimeIndex(self.ts, name="timestamp")
-        return pd.DataFrame(
-            {"equity": self.equity, "cash": self.cash, "position_value": self.position_value}, index=idx
-        )
+        cols = {"equity": self.equity, "cash": self.cash, "position_value": self.position_value}
+        if self.ts:  # float arrays first: pandas infers lists ~6x slower
+            return pd.DataFrame({k: np.fromiter(v, float, len(v)) for k, v in cols.items()}, index=idx)
+        return pd.DataFrame(cols, index=idx)
+
+    def _with_quiet(self) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """The points (int keys) and the quiet spans merged in time order."""
+        assert self.tape is not None
+        n_points = len(self.ts)
+        at = np.array([q[0] for q in self.quiet], np.int64)
+        spans = [q[1] for q in self.quiet]
+        keys, equity, cash, pos_value = self.quiet_values(self.tape, spans)
+        ends = np.cumsum([f - a for a, f, *_ in spans])
+        total = n_points + int(ends[-1])
+        points = np.arange(n_points)
+        slots = points + np.concatenate(([0], ends))[np.searchsorted(at, points, side="right")]
+        quiet = np.ones(total, bool)
+        quiet[slots] = False
+
+        def merge(values: list[Any], spans_values: np.ndarray, dtype: Any) -> np.ndarray:
+            out = np.empty(total, dtype)
+            out[slots] = np.fromiter(values, dtype, n_points)
+            out[quiet] = spans_values
+            return out
+
+        cols = {
+            "equity": merge(self.equity, equity, float),
+            "cash": merge(self.cash, cash, float),
+            "position_value": merge(self.position_value, pos_value, float),
+        }
+        return merge(self.ts, keys, np.int64), cols
 
 
 class Engine:
@@ -136,6 +219,7 @@ class Engine:
         self.equity_log = EquityLog()
         self.tz = tz
         self._now: pd.Timestamp | int | None = None
+        self._stamped: tuple[int | None, pd.Timestamp] = (None, pd.NaT)
         self.session: int | None = None
         self._bars: Mapping[str, BarTuple] = {}
         self.equity_now = self.cash
@@ -156,8 +240,12 @@ class Engine:
     # needs one.
     def stamp(self, key: pd.Timestamp | int) -> pd.Timestamp:
         if isinstance(key, int):
-            t = pd.Timestamp(key)
-            return t.tz_localize("UTC").tz_convert(self.tz) if self.tz is not None else t
+            last_key, last = self._stamped
+            if key == last_key:  # an event asks for the bar's time several times: convert it once
+                return last
+            t = pd.Timestamp(key, tz=self.tz)  # with a tz: the UTC instant, shown in that zone
+            self._stamped = (key, t)
+            return t
         return key
 
     @property
@@ -288,6 +376,89 @@ class Engine:
             bar = bars.get(pos.symbol)
             if bar is not None:
                 self._trail(pos, bar[1])
+
+    # -- quiet bars (the event-skipping backtest driver, bot/eventskip.py) ------------------------
+    def quiet_marks(self, tape: Tape, a: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What `step` would mark on bars a..f-1 of `tape` if nothing happened on them: per bar the
+        position value (qty x the last close seen), the equity (cash + that) and whether the bar opens
+        a new session."""
+        new = tape.new_session[a:f].copy()
+        if f > a:
+            new[0] = int(tape.sessions[a]) != self.session
+        pos = self.pos
+        if pos is None:
+            zeros = np.zeros(f - a)
+            return zeros, self.cash + zeros, new
+        before = self.last_close.get(pos.symbol, pos.entry_price)
+        closes = tape.closes_over(pos.symbol, np.arange(a, f), np.full(f - a, a), np.full(f - a, before))
+        pos_value = pos.qty * closes
+        return pos_value, self.cash + pos_value, new
+
+    def advance(self, tape: Tape, a: int, f: int) -> None:
+        """Bars a..f-1 of `tape`, on which nothing can happen, at once, leaving the engine as `step`
+        on each would: no order fills, no stop trails, no risk limit fires, the direction does not
+        change (the driver has made sure; `bot/eventskip.py`). Sessions are counted, the last closes
+        and the ATR follow the bars, the equity curve gets its points (filled in by `EquityLog.frame`).
+        Decides nothing."""
+        if f <= a:
+            return
+        last = f - 1
+        first_new = int(tape.sessions[a]) != self.session
+        new_sessions = int(tape.starts[last] - tape.starts[a]) + first_new
+        began = int(tape.first[last])  # the last bar's session began on this bar
+        self.n_bars += f - a
+        self._now = int(tape.keys[last])
+        self.session = int(tape.sessions[last])
+        cash = self.cash
+        pos = self.pos
+        if self._idle and pos is None:  # `step`'s short path: nothing but the equity point
+            if new_sessions:
+                self.day_start_equity = self.equity_now
+            self._log_quiet(tape, a, f, None, 0.0, cash)
+            return
+        if pos is None:
+            symbol, qty, before = None, 0.0, cash + 0.0  # flat: equity = cash + a position value of 0.0
+        else:
+            symbol, qty = pos.symbol, pos.qty
+            before = self.last_close.get(symbol, pos.entry_price)
+
+        def equity_at(k: int) -> float:
+            if symbol is None:
+                return before
+            return cash + qty * tape.close_at(symbol, k, a, before)
+
+        if new_sessions:
+            self.day_start_equity = equity_at(began - 1) if began > a else self.equity_now
+            if pos is not None:
+                pos.sessions += new_sessions
+        if self._risk_on:
+            peak = float(self.quiet_marks(tape, a, f)[1].max())
+            if peak > self.peak_equity:
+                self.peak_equity = peak
+        self.equity_now = equity_at(last)
+        bars: dict[str, BarTuple] = {}
+        for sym, rows in tape.ohlc.items():
+            j = int(tape.seen[sym][last])
+            if j >= a:
+                self.last_close[sym] = float(rows[j, 3])
+                if j == last:
+                    bars[sym] = tuple(rows[j].tolist())  # type: ignore[assignment]
+            atr = self.atr.get(sym)
+            if atr is not None:
+                span = rows[a:f]
+                for h, lo, c in span[~np.isnan(span[:, 3]), 1:].tolist():
+                    atr.update(h, lo, c)
+        self._bars = bars
+        self._log_quiet(tape, a, f, symbol, qty, before)
+
+    def _log_quiet(self, tape: Tape, a: int, f: int, symbol: str | None, qty: float, before: float) -> None:
+        cash = self.cash
+        if self.keep_equity:
+            self.equity_log.add_quiet(tape, a, f, cash, symbol, qty, before)
+        if self.journal_equity and self.journal is not None:
+            keys, equity, _, pos_value = EquityLog.quiet_values(tape, [(a, f, cash, symbol, qty, before)])
+            for k, e, v in zip(keys.tolist(), equity.tolist(), pos_value.tolist(), strict=True):
+                self.journal.equity(EquityPoint(self.stamp(k), e, cash, v))
 
     def _trail(self, pos: Position, high: float) -> None:
         new = stops.trailed_stop(self.risk, pos.stop, high)

@@ -13,8 +13,8 @@ minutes of the day early, a small look-ahead that is stated in the README.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
@@ -25,6 +25,10 @@ from bot.sizing import affordable_qty
 
 if TYPE_CHECKING:
     from bot.config import Settings
+
+
+def _as_is(ts: Any) -> Any:
+    return ts
 
 
 def market_timing(cfg: Settings) -> Literal["open", "close"]:
@@ -54,6 +58,9 @@ class SimBroker:
         self._ids: set[str] = set()
         self._on_fill: FillListener = lambda f: None
         self._on_update: UpdateListener = lambda u: None
+        # the time a fill or refusal carries, from the bar's time as the driver passed it: a backtest
+        # passes int keys and sets the engine's `stamp`, so the engine need not copy each event
+        self.stamp: Callable[[Any], pd.Timestamp] = _as_is
 
     @classmethod
     def from_settings(cls, cfg: Settings) -> SimBroker:
@@ -113,7 +120,9 @@ class SimBroker:
             qty = affordable_qty(qty, self.cash, price, self.commission, self.fractional)
             if qty <= 0:
                 self._on_update(
-                    OrderRejected(intent.client_order_id, ts, intent.symbol, "insufficient buying power")
+                    OrderRejected(
+                        intent.client_order_id, self.stamp(ts), intent.symbol, "insufficient buying power"
+                    )
                 )
                 return
             self.cash -= qty * price + self.commission
@@ -123,7 +132,7 @@ class SimBroker:
                 self._on_update(
                     OrderRejected(
                         intent.client_order_id,
-                        ts,
+                        self.stamp(ts),
                         intent.symbol,
                         f"insufficient qty (held {held}, asked {qty})",
                     )
@@ -136,7 +145,15 @@ class SimBroker:
             else:
                 self.positions[intent.symbol] = left
         self._on_fill(
-            OrderFilled(intent.client_order_id, ts, intent.symbol, intent.side, qty, price, self.commission)
+            OrderFilled(
+                intent.client_order_id,
+                self.stamp(ts),
+                intent.symbol,
+                intent.side,
+                qty,
+                price,
+                self.commission,
+            )
         )
 
     def on_bar(self, ts: pd.Timestamp, bars: Mapping[str, BarTuple]) -> None:
@@ -155,8 +172,11 @@ class SimBroker:
             ready = [m for m in self._market if m.symbol in bars]
             if not ready:
                 return
-            self._market = [m for m in self._market if m.symbol not in bars]
-            ready.sort(key=lambda m: m.side is Side.BUY)  # sells first
+            self._market = (
+                [m for m in self._market if m.symbol not in bars] if len(ready) < len(self._market) else []
+            )
+            if len(ready) > 1:
+                ready.sort(key=lambda m: m.side is Side.BUY)  # sells first
             for m in ready:
                 price = fills.market_fill(bars[m.symbol][at], m.side is Side.BUY, self.slippage_bps)
                 self._fill(m, ts, price)
