@@ -1,15 +1,20 @@
-"""The backtest driver: signals computed once, vectorised, over the whole history; then every bar
-goes through the same `Engine.step` the live driver uses, with the in-process broker.
+"""The backtest driver: signals computed once, vectorised, over the whole history; then the bars go
+through the same `Engine` the live driver uses, with the in-process broker.
 
-Bars per second are kept high by doing per-bar only what is per-bar: the loop passes plain floats,
-and strategy reasons are joined only on bars where the combined direction changes (the bars on which
-the engine can act), which is also where signals are journaled in a backtest.
+By default the event-skipping driver (`bot/eventskip.py`) calls `Engine.step` only on bars where
+something can happen (a decision, a fill, a stop or take-profit touched, a trailing raise, a risk
+limit) and `Engine.advance` over the quiet bars between, whose equity points are filled in at the end
+with a few array operations. `every_bar=True` runs the plain loop, `Engine.step` on every bar; both
+give the same trades, equity curve and journal (tests/test_eventskip.py). Per stepped bar only what
+is per-bar is done: plain floats are passed, and strategy reasons are joined only on bars where the
+combined direction changes (the bars on which the engine can act), which is also where signals are
+journaled in a backtest.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,9 +25,11 @@ from bot.combine import combine
 from bot.config import Settings
 from bot.engine import Engine
 from bot.events import Trade
+from bot.eventskip import EventDriver
 from bot.ids import strategy_set_id
 from bot.journal import Journal
 from bot.strategy import DIRECTION, REASON, Strategy
+from bot.tape import Tape
 
 TRADE_COLUMNS = [
     "symbol",
@@ -61,13 +68,24 @@ class SignalFrame:
     outputs: dict[str, pd.DataFrame]
     combined: np.ndarray
     warmup: int
+    _columns: dict[tuple[str, str], pd.Series] = field(default_factory=dict, repr=False)
+    _reasons: list[tuple[str, Any]] | None = field(default=None, repr=False)
+
+    def column(self, name: str, col: str) -> pd.Series:
+        """`outputs[name][col]`, looked up once (a DataFrame column lookup costs ~8 us a call)."""
+        s = self._columns.get((name, col))
+        if s is None:
+            s = self._columns[(name, col)] = self.outputs[name][col]
+        return s
 
     def reason_at(self, i: int) -> str:
-        return "; ".join(f"{name}: {out[REASON].iat[i]}" for name, out in self.outputs.items())
+        if self._reasons is None:  # each strategy's reasons as an array: ~0.2 us a lookup, not ~1.2
+            self._reasons = [(name, self.column(name, REASON).array) for name in self.outputs]
+        return "; ".join([f"{name}: {arr[i]}" for name, arr in self._reasons])
 
     def values_at(self, name: str, i: int) -> dict[str, float]:
         out = self.outputs[name]
-        return {c: float(out[c].iat[i]) for c in out.columns if c not in (DIRECTION, REASON)}
+        return {c: float(self.column(name, c).iat[i]) for c in out.columns if c not in (DIRECTION, REASON)}
 
     def indicators(self) -> pd.DataFrame:
         cols = {}
@@ -97,13 +115,28 @@ class BacktestResult:
     bars: dict[str, pd.DataFrame]
     engine: Engine
     seconds: float
+    stepped: int = 0  # bars that went through `Engine.step` (the others were quiet: `Engine.advance`)
+
+
+def _times(values: list[Any]) -> Any:
+    """Timestamps of one time zone in nanoseconds as a datetime column, built from their integer
+    values (pandas converts a list of Timestamp objects at ~3 us each); anything else as is."""
+    tz = getattr(values[0], "tz", None)
+    if not all(isinstance(v, pd.Timestamp) and v.tz is tz and v.unit == "ns" for v in values):
+        return values
+    ns = np.fromiter((v.value for v in values), np.int64, len(values))
+    idx = pd.DatetimeIndex(ns.view("datetime64[ns]"))
+    return idx if tz is None else idx.tz_localize("UTC").tz_convert(tz)
 
 
 def trades_frame(trades: list[Trade]) -> pd.DataFrame:
-    rows = [{c: getattr(t, c) for c in TRADE_COLUMNS} for t in trades]
-    df = pd.DataFrame(rows, columns=TRADE_COLUMNS)
-    if not df.empty:
-        df["exit_reason"] = df["exit_reason"].map(str)
+    if not trades:
+        return pd.DataFrame([], columns=TRADE_COLUMNS)
+    cols: dict[str, Any] = {c: [getattr(t, c) for t in trades] for c in TRADE_COLUMNS}
+    for c in ("entry_time", "exit_time"):
+        cols[c] = _times(cols[c])
+    df = pd.DataFrame(cols, columns=TRADE_COLUMNS)
+    df["exit_reason"] = df["exit_reason"].map(str)
     return df
 
 
@@ -113,7 +146,11 @@ def run_backtest(
     bars: dict[str, pd.DataFrame],
     journal: Journal | None = None,
     progress: bool = False,
+    every_bar: bool = False,
 ) -> BacktestResult:
+    """`every_bar=True`: the plain loop, `Engine.step` on every bar; by default the event-skipping
+    driver (`bot/eventskip.py`) steps only the bars where something can happen, with the same
+    trades, equity curve and journal."""
     import time
 
     t0 = time.perf_counter()
@@ -126,78 +163,82 @@ def run_backtest(
     warm = signals.warmup
     tradable = sig["tradable"].to_numpy(bool, copy=True) if "tradable" in sig else np.ones(n, bool)
 
-    # Traded bars aligned to the signal bars; a missing bar means "no fill for that symbol now".
-    per_symbol: list[tuple[str, list[Any]]] = []
+    # Traded bars aligned to the signal bars, as (open, high, low, close) rows; NaN rows where a
+    # symbol has no bar, which means "no fill for that symbol now".
+    ohlc: dict[str, np.ndarray] = {}
+    present: list[tuple[str, np.ndarray, np.ndarray]] = []
     for sym in uni.traded:
-        df = bars[sym].reindex(idx)
-        present = df["close"].notna().to_numpy()
-        rows = list(
-            zip(
-                df["open"].tolist(),
-                df["high"].tolist(),
-                df["low"].tolist(),
-                df["close"].tolist(),
-                strict=True,
-            )
-        )
-        per_symbol.append((sym, [r if p else None for r, p in zip(rows, present, strict=True)]))
-        if "tradable" in bars[sym]:
-            tradable &= df["tradable"].fillna(False).to_numpy(bool) | ~present
+        df = bars[sym] if bars[sym].index.equals(idx) else bars[sym].reindex(idx)
+        rows = np.column_stack([df[c].to_numpy(float) for c in ("open", "high", "low", "close")])
+        mask = ~np.isnan(rows[:, 3])
+        ohlc[sym] = rows
+        present.append((sym, rows, mask))
+        if "tradable" in df:
+            tradable &= df["tradable"].fillna(False).to_numpy(bool) | ~mask
 
     broker = SimBroker.from_settings(cfg)
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
-    sess_list = session_labels(idx).tolist()
-    ts_keys = (
-        (idx.tz_convert("UTC").tz_localize(None) if idx.tz is not None else idx).as_unit("ns").asi8.tolist()
-    )
-    comb_list = combined.tolist()
-    trad_list = tradable.tolist()
+    broker.stamp = engine.stamp  # fills carry the bar's Timestamp, made once per bar
+    sessions = session_labels(idx)
+    keys = idx.as_unit("ns").asi8  # ns since the epoch (UTC when the index has a time zone)
     changed = np.ones(n, bool)
     changed[1:] = combined[1:] != combined[:-1]
     changed[:warm] = False
     if warm < n:
         changed[warm] = True
-    chg_list = changed.tolist()
-
-    it: Any = range(n)
-    if progress and n > 20_000:
-        from tqdm import tqdm
-
-        it = tqdm(it, total=n, unit="bar", desc="backtest", mininterval=0.5)
     step = engine.step
-    for i in it:
-        bars_i = {}
-        for sym, rows in per_symbol:
-            r = rows[i]
-            if r is not None:
-                bars_i[sym] = r
+    stepped = 0
+
+    def step_bar(i: int) -> None:
+        """Bar i through `Engine.step`, with the signals journaled where the direction changes."""
+        nonlocal stepped
+        stepped += 1
+        bars_i = {sym: tuple(rows[i].tolist()) for sym, rows, mask in present if mask[i]}
         if i < warm:
-            step(ts_keys[i], sess_list[i], bars_i, None)
-            continue
-        if chg_list[i]:
+            step(int(keys[i]), int(sessions[i]), bars_i, None)  # type: ignore[arg-type]
+            return
+        direction = int(combined[i])
+        if changed[i]:
             reason = signals.reason_at(i)
             if journal is not None:
                 for name in signals.outputs:
-                    out = signals.outputs[name]
                     journal.signal(
                         idx[i],
                         uni.signal,
                         name,
-                        int(out[DIRECTION].iat[i]),
-                        str(out[REASON].iat[i]),
+                        int(signals.column(name, DIRECTION).iat[i]),
+                        str(signals.column(name, REASON).iat[i]),
                         signals.values_at(name, i),
                     )
-                journal.signal(idx[i], uni.signal, "combined", comb_list[i], reason)
+                journal.signal(idx[i], uni.signal, "combined", direction, reason)
         else:
             reason = ""
-        step(ts_keys[i], sess_list[i], bars_i, comb_list[i], trad_list[i], reason)
+        step(int(keys[i]), int(sessions[i]), bars_i, direction, bool(tradable[i]), reason)  # type: ignore[arg-type]
+
+    bar = None
+    if progress and n > 20_000:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n, unit="bar", desc="backtest", mininterval=0.5)
+    if every_bar:
+        for i in range(n):
+            step_bar(i)
+            if bar is not None:
+                bar.update(1)
+    else:
+        changes = np.flatnonzero(changed).tolist()
+        on_done = bar.update if bar is not None else None
+        tape = Tape(keys, sessions, ohlc)
+        EventDriver(engine, broker, tape, combined, warm, changes, step_bar, on_done).run()
+    if bar is not None:
+        bar.close()
     if n:
-        engine.finish(ts_keys[-1])
+        engine.finish(int(keys[-1]))
     equity = engine.equity_log.frame(idx.tz)
     if journal is not None:
         journal.equity_bulk(equity)
         journal.flush()
     return BacktestResult(
-        trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0
+        trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0, stepped
     )
