@@ -10,7 +10,7 @@ history in backtests and over a bounded trailing window live.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -82,6 +82,14 @@ def recursive_memory(length: int, tol: float = 1e-9, alpha: float | None = None)
     if a >= 1:
         return length
     return length + math.ceil(math.log(tol) / math.log(1.0 - a))
+
+
+def labels(conditions: Sequence[np.ndarray], choices: Sequence[str], default: str) -> np.ndarray:
+    """Per bar, the choice of the first true condition, else `default`: `np.select` for reason
+    strings, as an object array (np.select on strings builds a fixed-width copy of every choice for
+    every bar and `.astype(object)` a new str per bar: ~6x slower, ~14 ms on 100k bars)."""
+    code = np.select(list(conditions), list(range(1, len(choices) + 1)), 0)
+    return np.array([default, *choices], dtype=object)[code]
 
 
 def finalize(

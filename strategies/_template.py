@@ -15,7 +15,7 @@ import pandas as pd
 import pandas_ta as ta
 from pydantic import Field
 
-from bot.strategy import Strategy, StrategyParams, finalize
+from bot.strategy import Strategy, StrategyParams, finalize, labels
 
 
 class MyStrategy(Strategy):
@@ -51,9 +51,10 @@ class MyStrategy(Strategy):
         sma = np.full(len(close), np.nan) if sma is None else sma.to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
             direction = np.sign(close.to_numpy() - sma)  # NaN in warm-up: finalize makes it 0
-        reason = np.select(
+        # labels: np.select for reason strings (the first true condition's text per bar)
+        reason = labels(
             [direction > 0, direction < 0], ["close above SMA", "close below SMA"], "close at SMA"
-        ).astype(object)
+        )
         # finalize: direction -> int8 in {-1, 0, 1}, "warm-up" before `warmup`, one float column
         # per keyword (journaled, and plotted where `panels` says).
         return finalize(bars.index, direction, reason, self.warmup, sma=sma)

@@ -9,7 +9,7 @@ import pandas as pd
 import pandas_ta as ta
 from pydantic import Field, ValidationInfo, field_validator
 
-from bot.strategy import Strategy, StrategyParams, finalize, recursive_memory
+from bot.strategy import Strategy, StrategyParams, finalize, labels, recursive_memory
 
 # Averages closer than this (relative) count as equal: TA-Lib's running-sum SMA carries float noise
 # of ~1e-13, which must not flip the direction between a trailing window and the full history.
@@ -74,7 +74,5 @@ class MaCross(Strategy):
             direction = np.where(equal, 0, np.sign(fast - slow))
         label = p.kind.upper()
         f, s = f"{label}{p.fast}", f"{label}{p.slow}"
-        reason = np.select(
-            [direction > 0, direction < 0], [f"{f} > {s}", f"{f} < {s}"], default=f"{f} = {s}"
-        ).astype(object)
+        reason = labels([direction > 0, direction < 0], [f"{f} > {s}", f"{f} < {s}"], default=f"{f} = {s}")
         return finalize(bars.index, direction, reason, self.warmup, ma_fast=fast, ma_slow=slow)

@@ -9,7 +9,7 @@ import pandas as pd
 import pandas_ta as ta
 from pydantic import Field, ValidationInfo, field_validator
 
-from bot.strategy import Strategy, StrategyParams, finalize, recursive_memory
+from bot.strategy import Strategy, StrategyParams, finalize, labels, recursive_memory
 
 MIDLINE = 50.0
 
@@ -144,7 +144,7 @@ class RsiReversion(Strategy):
         r = f"RSI{p.length}"
         trend = f" above SMA{p.trend_filter}" if p.trend_filter else ""
         trend_s = f" below SMA{p.trend_filter}" if p.trend_filter else ""
-        reason = np.select(
+        reason = labels(
             [direction > 0, direction < 0, long_late | short_late],
             [
                 f"{r} crossed up through {p.oversold:g}{trend}: long until {r} >= {long_target:g}",
@@ -152,5 +152,5 @@ class RsiReversion(Strategy):
                 f"{r} reversion trade closed after max_hold={p.max_hold} bars",
             ],
             default=f"{r}: no open reversion trade",
-        ).astype(object)
+        )
         return finalize(bars.index, direction, reason, self.warmup, **values)

@@ -11,7 +11,7 @@ import pandas as pd
 import pandas_ta as ta
 from pydantic import Field, ValidationInfo, field_validator
 
-from bot.strategy import Strategy, StrategyParams, finalize
+from bot.strategy import Strategy, StrategyParams, finalize, labels
 
 _NO_EVENT, _BREAKOUT, _BOUNCE, _BREAKDOWN, _STALE = 0, 1, 2, 3, 4
 
@@ -153,7 +153,7 @@ class SupportResistance(Strategy):
             held = np.where(stale, _STALE, held)
         direction = np.select([held == _BREAKDOWN, (held != _NO_EVENT) & (held != _STALE)], [-1, 1], 0)
         pct = f"{p.band:g}%"
-        reason = np.select(
+        reason = labels(
             [held == _BREAKOUT, held == _BOUNCE, held == _BREAKDOWN, held == _STALE],
             [
                 f"close broke out {pct} above resistance: long until a breakdown",
@@ -162,7 +162,7 @@ class SupportResistance(Strategy):
                 f"flat: no support/resistance event in max_hold={p.max_hold} bars",
             ],
             default="no support/resistance event yet",
-        ).astype(object)
+        )
         return finalize(
             bars.index, direction, reason, self.warmup, support=support, resistance=resistance
         )
