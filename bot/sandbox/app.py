@@ -443,29 +443,28 @@ async def latest_bars(request: web.Request) -> web.Response:
     return _json({"bars": out, "currency": "USD"})
 
 
-async def latest_quotes(request: web.Request) -> web.Response:
+def _last_prices(request: web.Request) -> dict[str, tuple[float, pd.Timestamp]]:
+    """Each requested symbol's last price and its time, as of the sandbox's now (none yet: left out)."""
     sb = _sb(request)
     now = sb.exchange.sync()
-    out = {}
-    for s in _require_symbols(request):
-        lp = sb.market.last_price(s, now)
-        if lp is not None:
-            p, t = lp
-            out[s] = {"t": rfc3339(t), "ax": "V", "ap": round(p + 0.01, 4), "as": 1, "bx": "V",
-                      "bp": round(p - 0.01, 4), "bs": 1, "c": ["R"], "z": "C"}
+    prices = {s: sb.market.last_price(s, now) for s in _require_symbols(request)}
+    return {s: lp for s, lp in prices.items() if lp is not None}
+
+
+async def latest_quotes(request: web.Request) -> web.Response:
+    out = {
+        s: {"t": rfc3339(t), "ax": "V", "ap": round(p + 0.01, 4), "as": 1, "bx": "V",
+            "bp": round(p - 0.01, 4), "bs": 1, "c": ["R"], "z": "C"}
+        for s, (p, t) in _last_prices(request).items()
+    }  # fmt: skip
     return _json({"quotes": out, "currency": "USD"})
 
 
 async def latest_trades(request: web.Request) -> web.Response:
-    sb = _sb(request)
-    now = sb.exchange.sync()
-    out = {}
-    for s in _require_symbols(request):
-        lp = sb.market.last_price(s, now)
-        if lp is not None:
-            p, t = lp
-            out[s] = {"t": rfc3339(t), "x": "V", "p": p, "s": 100, "c": ["@"], "i": int(t.value // 1000),
-                      "z": "C"}
+    out = {
+        s: {"t": rfc3339(t), "x": "V", "p": p, "s": 100, "c": ["@"], "i": int(t.value // 1000), "z": "C"}
+        for s, (p, t) in _last_prices(request).items()
+    }
     return _json({"trades": out, "currency": "USD"})
 
 

@@ -395,23 +395,26 @@ class MarketScheduler:
             for job in chosen:
                 if self._callbacks[job.kind] is None and job.kind != "end_of_day":
                     continue
-                jid = f"{job.kind}@{job.at.isoformat()}"
-                self._jobs[jid] = job
-                self._sched.add_job(
-                    self._run,
-                    trigger=DateTrigger(run_date=self.clock.to_wall(job.at)),
-                    args=(jid, job),
-                    id=jid,
-                    name=jid,
-                    replace_existing=True,
-                    misfire_grace_time=self._grace_wall(job.at) if job.kind == "decision" else None,
-                )
+                self._add(f"{job.kind}@{job.at.isoformat()}", job)
         self.log.info(
             "session planned",
             session=str(chosen[0].session) if chosen else "-",
             jobs=len(chosen),
             first=f"{chosen[0]}" if chosen else "-",
             last=f"{chosen[-1]}" if chosen else "-",
+        )
+
+    def _add(self, jid: str, job: Job) -> None:
+        """Plan `job` at its wall time (call with the lock held); a decision gets the misfire grace."""
+        self._jobs[jid] = job
+        self._sched.add_job(
+            self._run,
+            trigger=DateTrigger(run_date=self.clock.to_wall(job.at)),
+            args=(jid, job),
+            id=jid,
+            name=jid,
+            replace_existing=True,
+            misfire_grace_time=self._grace_wall(job.at) if job.kind == "decision" else None,
         )
 
     def _remove(self, jid: str) -> None:
@@ -453,15 +456,7 @@ class MarketScheduler:
         lateness = (self.clock.now() - job.at).total_seconds()
         if lateness < -1.0:  # the clock was set back since planning: fire at the new wall time
             with self._lock:
-                self._jobs[jid] = job
-                self._sched.add_job(
-                    self._run,
-                    trigger=DateTrigger(run_date=self.clock.to_wall(job.at)),
-                    args=(jid, job),
-                    id=jid,
-                    replace_existing=True,
-                    misfire_grace_time=self._grace_wall(job.at) if job.kind == "decision" else None,
-                )
+                self._add(jid, job)
             return
         if job.kind == "decision" and lateness > self.grace.total_seconds():
             self._skip(job, lateness)
