@@ -399,9 +399,11 @@ class Engine:
         on each would: no order fills, no stop trails, no risk limit fires, the direction does not
         change (the driver has made sure; `bot/eventskip.py`). Sessions are counted, the last closes
         and the ATR follow the bars, the equity curve gets its points (filled in by `EquityLog.frame`).
-        Decides nothing."""
+        Decides nothing. For backtests: a driver that journals equity bar by bar steps every bar."""
         if f <= a:
             return
+        if self.journal_equity and self.journal is not None:
+            raise RuntimeError("Engine.advance: equity is journaled bar by bar here; step every bar")
         last = f - 1
         first_new = int(tape.sessions[a]) != self.session
         new_sessions = int(tape.starts[last] - tape.starts[a]) + first_new
@@ -452,13 +454,8 @@ class Engine:
         self._log_quiet(tape, a, f, symbol, qty, before)
 
     def _log_quiet(self, tape: Tape, a: int, f: int, symbol: str | None, qty: float, before: float) -> None:
-        cash = self.cash
         if self.keep_equity:
-            self.equity_log.add_quiet(tape, a, f, cash, symbol, qty, before)
-        if self.journal_equity and self.journal is not None:
-            keys, equity, _, pos_value = EquityLog.quiet_values(tape, [(a, f, cash, symbol, qty, before)])
-            for k, e, v in zip(keys.tolist(), equity.tolist(), pos_value.tolist(), strict=True):
-                self.journal.equity(EquityPoint(self.stamp(k), e, cash, v))
+            self.equity_log.add_quiet(tape, a, f, self.cash, symbol, qty, before)
 
     def _trail(self, pos: Position, high: float) -> None:
         new = stops.trailed_stop(self.risk, pos.stop, high)

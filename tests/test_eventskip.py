@@ -263,3 +263,21 @@ def test_property_any_risk_settings_and_missing_bars(seed, tf, risk, offset, fra
     cfg = make_cfg(risk, strategies, offset, tf=tf)
     cfg.risk.fractional = fractional
     assert_same(cfg, bars)
+
+
+def test_advance_refuses_when_equity_is_journaled_bar_by_bar(tmp_path):
+    """Live drivers journal each bar's equity as it comes; a bulk advance would leave gaps there."""
+    from bot.broker.sim import SimBroker
+    from bot.engine import Engine
+    from bot.tape import Tape
+
+    cfg = load_config()
+    j = Journal(tmp_path / "j.db")
+    j.start_run("paper", "x", {})
+    eng = Engine(cfg, "x", SimBroker.from_settings(cfg), j)  # journal_equity=True: the live default
+    keys = np.arange(5, dtype=np.int64) * 86_400 * 10**9
+    tape = Tape(keys, keys // (86_400 * 10**9), {"SOXL": np.ones((5, 4))})
+    eng.step(int(keys[0]), 0, {"SOXL": (1.0, 1.0, 1.0, 1.0)}, 0)
+    with pytest.raises(RuntimeError, match="step every bar"):
+        eng.advance(tape, 1, 5)
+    assert eng.n_bars == 1 and len(j.query("SELECT * FROM equity")) == 1
