@@ -2,18 +2,21 @@
 
 Run on seeded synthetic bars, so they need no data files: default parameters validate; the output
 has one row per bar with `direction` in {-1, 0, +1} and a `reason`; warm-up rows are 0; no look-ahead
-(signals on a prefix of the bars equal the first rows of signals on all of them); and the live
-trailing window makes the same decisions as the full history.
+(signals on a prefix of the bars equal the first rows of signals on all of them); the live
+trailing window makes the same decisions as the full history; and a `stepper()`, where the plugin
+has one, gives every bar the row `signals()` gives it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from bot.strategy import DIRECTION, REASON
+from bot.strategy import DIRECTION, REASON, Strategy
 
 
 def check_plugin(name: str, extra_paths: Iterable[Path] = (), years: float = 6.0) -> list[str]:
@@ -60,4 +63,42 @@ def check_plugin(name: str, extra_paths: Iterable[Path] = (), years: float = 6.0
         if last != d[i]:
             problems.append(f"live window of {win} bars decides {last} at bar {i}, full history {d[i]}")
             break
+    problem = check_stepper(strat, bars, out)
+    if problem:
+        problems.append(problem)
     return problems
+
+
+def check_stepper(strat: Strategy, bars: pd.DataFrame, out: pd.DataFrame) -> str | None:
+    """The first bar where the plugin's stepper and `out` (its signals on `bars`) disagree: direction
+    or reason, or an indicator value off by more than 1e-9 relative (NaN only where NaN). None when
+    they agree or the plugin has no stepper."""
+    try:
+        stepper = strat.stepper()
+    except Exception as exc:
+        return f"stepper() raised {type(exc).__name__}: {exc}"
+    if stepper is None:
+        return None
+    d, r = out[DIRECTION].to_numpy(), out[REASON].to_numpy()
+    cols = [c for c in out.columns if c not in (DIRECTION, REASON)]
+    want = {c: out[c].to_numpy(dtype=float) for c in cols}
+    rows = bars[["open", "high", "low", "close", "volume"]].itertuples(index=False, name=None)
+    for i, bar in enumerate(rows):
+        try:
+            direction, reason, values = stepper.update(*(float(x) for x in bar))
+        except Exception as exc:
+            return f"stepper update raised {type(exc).__name__} at bar {i}: {exc}"
+        if (direction, reason) != (d[i], r[i]):
+            return f"stepper decides {direction} {reason!r} at bar {i}, signals() {d[i]} {r[i]!r}"
+        if sorted(values) != sorted(cols):
+            return f"stepper values {sorted(values)} at bar {i}, signals() columns {sorted(cols)}"
+        for c in cols:
+            got, exp = float(values[c]), want[c][i]
+            same = (
+                math.isnan(got) and math.isnan(exp)
+                if math.isnan(got) or math.isnan(exp)
+                else math.isclose(got, exp, rel_tol=1e-9, abs_tol=1e-12)
+            )
+            if not same:
+                return f"stepper {c} = {got!r} at bar {i}, signals() {exp!r}"
+    return None

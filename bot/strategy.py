@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,15 @@ from pydantic import BaseModel, ConfigDict
 DIRECTION = "direction"
 REASON = "reason"
 WARMUP_REASON = "warm-up"
+
+
+class Stepper(Protocol):
+    """A strategy's live twin of `signals`: fed one bar at a time, it returns what the last row of
+    `signals()` over every bar fed so far would be: (direction, reason, {indicator: value})."""
+
+    def update(
+        self, o: float, h: float, low: float, c: float, v: float
+    ) -> tuple[int, str, dict[str, float]]: ...
 
 
 class StrategyParams(BaseModel):
@@ -34,6 +43,9 @@ class Strategy:
     - `warmup`: bars before the first valid direction (the engine trades nothing before it).
     - `signals(bars)`: a DataFrame on `bars.index` with `direction` (int, -1/0/+1, 0 in warm-up),
       `reason` (str) and one float column per indicator value worth journaling or plotting.
+
+    Optional: `stepper()` returns an O(1)-per-bar twin of `signals` for the live path (see Stepper);
+    without one the live path recomputes `signals` over a trailing window each bar.
 
     `panels` maps indicator columns to where the report draws them: "price" (over the price) or
     "rsi" (the oscillator panel). `memory` is how many bars a trailing window needs so that
@@ -61,6 +73,14 @@ class Strategy:
 
     def signals(self, bars: pd.DataFrame) -> pd.DataFrame:
         raise NotImplementedError
+
+    def stepper(self) -> Stepper | None:
+        """A fresh incremental twin of `signals` starting from no bars, or None (the default: the
+        live path then calls `signals` on a trailing window). Its `update(o, h, l, c, v)` must
+        return, bar after bar, the direction and reason of the last row `signals()` gives on all
+        bars so far, and the same indicator columns (within 1e-9 relative, NaN where they are NaN);
+        `soxbot test-strategy` checks this on synthetic bars."""
+        return None
 
     def describe(self) -> str:
         doc = (type(self).__doc__ or "").strip().splitlines()
@@ -96,13 +116,19 @@ def finalize(
     index: pd.Index, direction: np.ndarray, reason: np.ndarray, warmup: int, **values: Any
 ) -> pd.DataFrame:
     """Assemble a plugin's output: zero direction and a warm-up reason before `warmup` bars."""
-    d = np.nan_to_num(np.asarray(direction, dtype=float), nan=0.0).astype(np.int8)
-    r = np.asarray(reason, dtype=object)
+    raw = np.asarray(direction)
+    if raw.dtype.kind in "biu":
+        d = raw.astype(np.int8)
+    else:  # NaN (an indicator not there yet) counts as 0
+        x = np.asarray(raw, dtype=float)
+        d = np.zeros(len(x), dtype=np.int8)
+        np.copyto(d, x, casting="unsafe", where=~np.isnan(x))
+    r = np.array(reason, dtype=object)  # copies: the caller's array stays as it was
     if warmup > 0:
         d[:warmup] = 0
-        r = r.copy()
         r[:warmup] = WARMUP_REASON
     out = {DIRECTION: d, REASON: r}
     for k, v in values.items():
-        out[k] = np.asarray(v, dtype=float)
-    return pd.DataFrame(out, index=index)
+        out[k] = np.array(v, dtype=float)
+    # Every array is this call's own copy, so the frame can take them without copying again.
+    return pd.DataFrame(out, index=index, copy=False)

@@ -9,7 +9,8 @@ import pandas as pd
 import pandas_ta as ta
 from pydantic import Field, ValidationInfo, field_validator
 
-from bot.strategy import Strategy, StrategyParams, finalize, labels, recursive_memory
+from bot.stepping import EMA, SMA
+from bot.strategy import WARMUP_REASON, Strategy, StrategyParams, finalize, labels, recursive_memory
 
 # Averages closer than this (relative) count as equal: TA-Lib's running-sum SMA carries float noise
 # of ~1e-13, which must not flip the direction between a trailing window and the full history.
@@ -57,6 +58,13 @@ class MaCross(Strategy):
             return recursive_memory(self.params.slow, alpha=2.0 / (self.params.slow + 1))
         return self.params.slow
 
+    def _reasons(self) -> tuple[str, str, str]:
+        """Reasons for fast above, below and equal to slow, e.g. "SMA20 > SMA50"."""
+        p = self.params
+        label = p.kind.upper()
+        f, s = f"{label}{p.fast}", f"{label}{p.slow}"
+        return f"{f} > {s}", f"{f} < {s}", f"{f} = {s}"
+
     def _ma(self, close: pd.Series, length: int) -> np.ndarray:
         if length == 1:  # a 1-bar average is the close (pandas-ta's own 1-bar SMA fails)
             return close.to_numpy(dtype=float)
@@ -72,7 +80,43 @@ class MaCross(Strategy):
         with np.errstate(invalid="ignore"):
             equal = np.abs(fast - slow) <= _EQUAL_RTOL * np.abs(slow)
             direction = np.where(equal, 0, np.sign(fast - slow))
-        label = p.kind.upper()
-        f, s = f"{label}{p.fast}", f"{label}{p.slow}"
-        reason = labels([direction > 0, direction < 0], [f"{f} > {s}", f"{f} < {s}"], default=f"{f} = {s}")
+        above, below, equal_reason = self._reasons()
+        reason = labels([direction > 0, direction < 0], [above, below], default=equal_reason)
         return finalize(bars.index, direction, reason, self.warmup, ma_fast=fast, ma_slow=slow)
+
+    def stepper(self) -> _MaCrossStepper:
+        return _MaCrossStepper(self)
+
+
+class _MaCrossStepper:
+    """MaCross.signals one bar at a time: both averages as running TA-Lib-exact indicators."""
+
+    __slots__ = ("_fast", "_reasons", "_slow", "_t", "_warmup")
+
+    def __init__(self, s: MaCross) -> None:
+        p = s.params
+        ma = EMA if p.kind == "ema" else SMA
+        self._fast = ma(p.fast) if p.fast > 1 else None  # a 1-bar average is the close
+        self._slow = ma(p.slow)
+        self._reasons = s._reasons()
+        self._warmup = s.warmup
+        self._t = 0
+
+    def update(self, o: float, h: float, low: float, c: float, v: float) -> tuple[int, str, dict[str, float]]:
+        c = float(c)
+        fast = c if self._fast is None else self._fast.update(c)
+        slow = self._slow.update(c)
+        t = self._t
+        self._t = t + 1
+        values = {"ma_fast": fast, "ma_slow": slow}
+        if t < self._warmup:
+            return 0, WARMUP_REASON, values
+        above, below, equal = self._reasons
+        diff = fast - slow
+        if abs(diff) <= _EQUAL_RTOL * abs(slow):
+            return 0, equal, values
+        if diff > 0:
+            return 1, above, values
+        if diff < 0:
+            return -1, below, values
+        return 0, equal, values  # NaN: an average not there yet

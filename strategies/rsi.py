@@ -9,7 +9,8 @@ import pandas as pd
 import pandas_ta as ta
 from pydantic import Field, ValidationInfo, field_validator
 
-from bot.strategy import Strategy, StrategyParams, finalize, labels, recursive_memory
+from bot.stepping import NAN, SMA, WilderRSI
+from bot.strategy import WARMUP_REASON, Strategy, StrategyParams, finalize, labels, recursive_memory
 
 MIDLINE = 50.0
 
@@ -141,16 +142,109 @@ class RsiReversion(Strategy):
         short_on, short_late = _held(short_entry, short_exit | long_entry, p.max_hold)
         direction = long_on.astype(int) - short_on.astype(int)
 
+        long_r, short_r, late_r, none_r = self._reasons()
+        reason = labels(
+            [direction > 0, direction < 0, long_late | short_late], [long_r, short_r, late_r], default=none_r
+        )
+        return finalize(bars.index, direction, reason, self.warmup, **values)
+
+    def _reasons(self) -> tuple[str, str, str, str]:
+        """Reasons while long, while short, after a max_hold time-out, and with no trade open."""
+        p = self.params
         r = f"RSI{p.length}"
         trend = f" above SMA{p.trend_filter}" if p.trend_filter else ""
         trend_s = f" below SMA{p.trend_filter}" if p.trend_filter else ""
-        reason = labels(
-            [direction > 0, direction < 0, long_late | short_late],
-            [
-                f"{r} crossed up through {p.oversold:g}{trend}: long until {r} >= {long_target:g}",
-                f"{r} crossed down through {p.overbought:g}{trend_s}: short until {r} <= {short_target:g}",
-                f"{r} reversion trade closed after max_hold={p.max_hold} bars",
-            ],
-            default=f"{r}: no open reversion trade",
+        long_target = MIDLINE if p.exit_mid else p.overbought
+        short_target = MIDLINE if p.exit_mid else p.oversold
+        return (
+            f"{r} crossed up through {p.oversold:g}{trend}: long until {r} >= {long_target:g}",
+            f"{r} crossed down through {p.overbought:g}{trend_s}: short until {r} <= {short_target:g}",
+            f"{r} reversion trade closed after max_hold={p.max_hold} bars",
+            f"{r}: no open reversion trade",
         )
-        return finalize(bars.index, direction, reason, self.warmup, **values)
+
+    def stepper(self) -> _RsiStepper:
+        return _RsiStepper(self)
+
+
+class _RsiStepper:
+    """RsiReversion.signals one bar at a time. `_held` becomes four indices: the latest entry and
+    the latest exit bar of each side (-1 for none), so a trade open for years stays open."""
+
+    __slots__ = (
+        "_hi",
+        "_hold",
+        "_lo",
+        "_long_in",
+        "_long_out",
+        "_long_target",
+        "_prev",
+        "_reasons",
+        "_rsi",
+        "_short_in",
+        "_short_out",
+        "_short_target",
+        "_sma",
+        "_t",
+        "_warmup",
+    )
+
+    def __init__(self, s: RsiReversion) -> None:
+        p = s.params
+        self._rsi = WilderRSI(p.length)
+        self._sma = SMA(p.trend_filter) if p.trend_filter else None
+        self._lo, self._hi, self._hold = p.oversold, p.overbought, p.max_hold
+        self._long_target = MIDLINE if p.exit_mid else p.overbought
+        self._short_target = MIDLINE if p.exit_mid else p.oversold
+        self._reasons = s._reasons()
+        self._warmup = s.warmup
+        self._prev = NAN
+        self._t = 0
+        self._long_in = self._long_out = self._short_in = self._short_out = -1
+
+    def update(self, o: float, h: float, low: float, c: float, v: float) -> tuple[int, str, dict[str, float]]:
+        c = float(c)
+        t = self._t
+        self._t = t + 1
+        rsi = self._rsi.update(c)
+        prev, self._prev = self._prev, rsi
+        lo, hi = self._lo, self._hi
+        long_entry = prev <= lo and rsi > lo  # comparisons with NaN are False, as in numpy
+        short_entry = prev >= hi and rsi < hi
+        long_exit = rsi >= self._long_target
+        short_exit = rsi <= self._short_target
+        values = {"rsi": rsi}
+        if self._sma is not None:
+            sma = self._sma.update(c)
+            above, below = c > sma, c < sma
+            long_entry = long_entry and above
+            short_entry = short_entry and below
+            long_exit = long_exit or not above
+            short_exit = short_exit or not below
+            values["trend_sma"] = sma
+        # Each side is "entered until exited"; the other side's entry also exits it.
+        if long_entry:
+            self._long_in = t
+        if long_exit or short_entry:
+            self._long_out = t
+        if short_entry:
+            self._short_in = t
+        if short_exit or long_entry:
+            self._short_out = t
+        long_on = self._long_in >= 0 and self._long_in > self._long_out
+        short_on = self._short_in >= 0 and self._short_in > self._short_out
+        late = False
+        if self._hold > 0:
+            long_fresh = t - self._long_in < self._hold
+            short_fresh = t - self._short_in < self._hold
+            late = (long_on and not long_fresh) or (short_on and not short_fresh)
+            long_on = long_on and long_fresh
+            short_on = short_on and short_fresh
+        if t < self._warmup:
+            return 0, WARMUP_REASON, values
+        long_r, short_r, late_r, none_r = self._reasons
+        if long_on and not short_on:
+            return 1, long_r, values
+        if short_on and not long_on:
+            return -1, short_r, values
+        return 0, late_r if late else none_r, values

@@ -1,5 +1,6 @@
 """Backtest and live share one engine: on real data, the vectorised backtest (signals over the whole
-history) and the live path (signals on a bounded trailing window, bar by bar) make the same trades."""
+history) and the live path (bar by bar: the strategies' steppers, or signals on a bounded trailing
+window for a strategy without one) make the same trades."""
 
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ CASES = [
 ]
 
 
+def name(combo):
+    return "+".join(n for n, _ in combo)
+
+
+def windowed(s):
+    """The same strategy without its stepper: the live path evaluates it on the trailing window."""
+    return type(f"Windowed{type(s).__name__}", (type(s),), {"stepper": lambda self: None})(s.params)
+
+
 def live_trades(cfg, strategies, bars):
     broker = SimBroker.from_settings(cfg)
     eng = Engine(cfg, set_id_for(cfg), broker, None)
@@ -48,11 +58,12 @@ def live_trades(cfg, strategies, bars):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("combo", "offset"),
-    [(c, 0) for c in CASES] + [(CASES[-1], 10)],  # 10: decided before the close, filled at the close
-    ids=lambda c: "+".join(n for n, _ in c) if isinstance(c, list) else f"offset{c}",
+    ("combo", "offset", "stepped"),
+    [pytest.param(c, 0, True, id=name(c)) for c in CASES]
+    + [pytest.param(CASES[-1], 10, True, id="offset10")]  # decided before the close, filled at the close
+    + [pytest.param(CASES[-1], 0, False, id="windowed")],  # the trailing-window path (no steppers)
 )
-def test_backtest_and_trailing_window_make_the_same_trades(shared_data, combo, offset):
+def test_backtest_and_trailing_window_make_the_same_trades(shared_data, combo, offset, stepped):
     cfg = load_config()
     cfg.service.daily_decision_offset_minutes = offset
     cfg.strategies = [StrategyConfig(name=n, params=p) for n, p in combo]
@@ -63,6 +74,8 @@ def test_backtest_and_trailing_window_make_the_same_trades(shared_data, combo, o
         for s in ("SOXX", "SOXL", "SOXS")
     }
     strategies = [create(n, p) for n, p in combo]
+    if not stepped:
+        strategies = [windowed(s) for s in strategies]
     assert live_window(strategies) < 2000  # bounded: the live path's cost does not grow with history
     bt = run_backtest(cfg, strategies, bars).engine.trades
     lv = live_trades(cfg, strategies, bars)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.strategy import DIRECTION, REASON, Strategy, recursive_memory
+from bot.strategy import DIRECTION, REASON, WARMUP_REASON, Strategy, finalize, recursive_memory
 from bot.window import STATE_MARGIN, live_window
 from strategies.ma_cross import MaCross
 from strategies.rsi import RsiReversion
@@ -136,3 +136,35 @@ def test_live_window_takes_the_longest_memory() -> None:
     group = [MaCross(), RsiReversion(), SupportResistance()]
     assert max(s.memory for s in group) == recursive_memory(14)
     assert live_window(group) == recursive_memory(14) + STATE_MARGIN
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(0, 40),
+    warmup=st.integers(0, 45),
+    kind=st.sampled_from(["float", "int", "bool"]),
+    seed=st.integers(0, 2**16),
+)
+def test_finalize_builds_the_plain_frame(n, warmup, kind, seed) -> None:
+    """finalize (built without second copies) gives the frame the obvious construction gives, and
+    leaves the caller's arrays as they were."""
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(-1, 2, n)
+    direction = {
+        "float": np.where(rng.random(n) < 0.2, np.nan, raw.astype(float)),
+        "int": raw,
+        "bool": raw > 0,
+    }[kind]
+    reason = np.array(["up", "down", "flat"], dtype=object)[rng.integers(0, 3, n)]
+    value = rng.normal(size=n)
+    before = (direction.copy(), reason.copy(), value.copy())
+    index = pd.bdate_range("2020-01-01", periods=n, name="timestamp")
+    got = finalize(index, direction, reason, warmup, x=value, y=list(range(n)))
+    d = np.nan_to_num(np.asarray(direction, dtype=float)).astype(np.int8)
+    d[:warmup] = 0
+    r = reason.copy()
+    r[:warmup] = WARMUP_REASON
+    want = pd.DataFrame({DIRECTION: d, REASON: r, "x": value, "y": np.arange(n, dtype=float)}, index=index)
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert np.array_equal(before[0], direction, equal_nan=kind == "float")
+    assert (before[1] == reason).all() and (before[2] == value).all()
