@@ -24,7 +24,9 @@ WARMUP_REASON = "warm-up"
 
 class Stepper(Protocol):
     """A strategy's live twin of `signals`: fed one bar at a time, it returns what the last row of
-    `signals()` over every bar fed so far would be: (direction, reason, {indicator: value})."""
+    `signals()` over every bar fed so far would be: (direction, reason, {indicator: value}).
+    TrailingSignals copies it (`copy.deepcopy`) to redo a bar revised to its final values, so keep
+    its state plain Python/numpy."""
 
     def update(
         self, o: float, h: float, low: float, c: float, v: float

@@ -1,12 +1,14 @@
 """How many bars the live path keeps: enough that a trailing window decides like the full history.
 
-The backtest computes signals over the whole history; live, the engine recomputes them each bar over
-a bounded trailing window. Recursive indicators (EMA, Wilder RSI/ATR) never forget their seed, and
-TA-Lib (which pandas-ta uses here) seeds RSI with the mean gain/loss of the window's first `length`
-changes, so a short window shifts RSI: on SOXX 1d (2015-2026, `scripts/measure_live_window.py`),
-RSI14 from a 160-bar window is off by up to 8.0e-4 points, from 200 bars 5.0e-5, from 250 bars
-1.3e-6, and it stays below 1e-6 from W = 255. At `memory` = recursive_memory(14) = 294 bars it is
-5.6e-8 (5.0e-8 on SOX since 2001, 4.8e-8 on SMH since 2015), and at 544 bars (its live window) 2.8e-14.
+The backtest computes signals over the whole history; live, a strategy with a stepper (all the
+built-ins) updates it in O(1) and never reads the window, and one without recomputes its signals each
+bar over a bounded trailing window, sized here. Recursive indicators (EMA, Wilder RSI/ATR) never
+forget their seed, and TA-Lib (which pandas-ta uses here) seeds RSI with the mean gain/loss of the
+window's first `length` changes, so a short window shifts RSI: on SOXX 1d (2015-2026,
+`scripts/measure_live_window.py`), RSI14 from a 160-bar window is off by up to 8.0e-4 points, from
+200 bars 5.0e-5, from 250 bars 1.3e-6, and it stays below 1e-6 from W = 255. At `memory` =
+recursive_memory(14) = 294 bars it is 5.6e-8 (5.0e-8 on SOX since 2001, 4.8e-8 on SMH since 2015),
+and at 544 bars (its live window) 2.8e-14.
 
 Decisions also carry state: rsi and support hold a position until an exit event, so a window must
 reach back to the event that set it. Measured shortest windows giving every decision of the full
