@@ -133,11 +133,10 @@ def trades_frame(trades: list[Trade]) -> pd.DataFrame:
     if not trades:
         return pd.DataFrame([], columns=TRADE_COLUMNS)
     cols: dict[str, Any] = {c: [getattr(t, c) for t in trades] for c in TRADE_COLUMNS}
+    cols["exit_reason"] = [str(r) for r in cols["exit_reason"]]
     for c in ("entry_time", "exit_time"):
         cols[c] = _times(cols[c])
-    df = pd.DataFrame(cols, columns=TRADE_COLUMNS)
-    df["exit_reason"] = df["exit_reason"].map(str)
-    return df
+    return pd.DataFrame(cols, columns=TRADE_COLUMNS)
 
 
 def run_backtest(

@@ -602,7 +602,8 @@ class Engine:
         intent = self.orders.get(f.client_order_id)
         if not f.partial:
             self.orders.pop(f.client_order_id, None)
-        self._emit("fill", fill=f)
+        if self.on_event is not None:
+            self.on_event("fill", {"fill": f})
         if f.side is Side.BUY:
             self.cash -= f.qty * f.price + f.commission
             self._on_entry(f, intent)

@@ -32,8 +32,9 @@ def client_order_id(set_id: str, symbol: str, signal_ts: pd.Timestamp, intent: s
     """E.g. 'sx-1a2b3c4d-SOXL-202401021600-open' (<= 48 chars for the usual tickers). The time is
     the signal bar's UTC minute (a naive time is taken as it is)."""
     ts = signal_ts if isinstance(signal_ts, pd.Timestamp) else pd.Timestamp(signal_ts)
-    # (formatted by hand: tz_convert + strftime cost ~6 us, and every order of a backtest has an id)
-    t = _EPOCH + timedelta(microseconds=ts.value // 1000) if ts.tzinfo is not None else ts
+    # formatted by hand from the ns value (UTC when tz-aware, the wall time when naive): tz_convert +
+    # strftime cost ~6 us, and every order of a backtest has an id
+    t = _EPOCH + timedelta(microseconds=ts.value // 1000)
     stamp = f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}"
     sym = symbol.replace("^", "").replace("/", "")[:8]
     cid = f"{PREFIX}-{set_id}-{sym}-{stamp}-{intent}"
