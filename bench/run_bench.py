@@ -6,8 +6,10 @@
    loading and cleaning the data and writing the report are not counted. The default driver skips
    quiet bars (`bot/eventskip.py`); the plain per-bar loop (`every_bar=True`) is timed alongside,
    and the two must give the same trades and equity curve.
-2. The live path: time from a new bar to the engine's order intent (trailing-window signals +
-   Engine.step), after 1k, 10k and 100k bars of history, to show it stays flat.
+2. The live path: time from a new bar to the engine's order intent (`TrailingSignals.push`: the
+   strategies' steppers, + Engine.step), after 1k, 10k and 90k bars of history, to show it stays
+   flat; and the three strategies once more without their steppers (signals() on the trailing
+   window each bar, as a plugin without a stepper is run).
 Results print as Markdown; copy them into bench/README.md with the date and machine.
 """
 
@@ -33,6 +35,7 @@ from bot.engine import Engine
 from bot.journal import Journal
 from bot.live import TrailingSignals
 from bot.plugins import create
+from bot.strategy import Strategy
 from bot.window import live_window
 
 STRATS = {
@@ -101,6 +104,11 @@ def bench_backtest(repeat: int) -> list[str]:
     return rows
 
 
+def without_stepper(s: Strategy) -> Strategy:
+    """The same strategy with `stepper()` returning None: TrailingSignals runs it on the window."""
+    return type(f"Windowed{type(s).__name__}", (type(s),), {"stepper": lambda self: None})(s.params)
+
+
 def bench_live(samples: int) -> list[str]:
     rows = [
         "| strategies | window (bars) | history before (bars) | p50 (ms) | p99 (ms) | max (ms) |",
@@ -108,11 +116,14 @@ def bench_live(samples: int) -> list[str]:
     ]
     bars = market("1m", 1.1)
     n = len(bars["SOXX"])
-    for names in (["ma_cross"], ["rsi"], ["support"], list(STRATS)):
+    cases = [(["ma_cross"], True), (["rsi"], True), (["support"], True), (list(STRATS), True)]
+    for names, stepped in [*cases, (list(STRATS), False)]:
         cfg = load_config()
         cfg.strategies = [StrategyConfig(name=k, params=STRATS[k]) for k in names]
         cfg.risk.fractional = True
         strategies = [create(k, STRATS[k]) for k in names]
+        if not stepped:
+            strategies = [without_stepper(s) for s in strategies]
         broker = SimBroker(cfg.broker.starting_cash, fractional=True)
         eng = Engine(cfg, set_id_for(cfg), broker, None, keep_equity=False)
         live = TrailingSignals(cfg, strategies, live_window(strategies))
@@ -134,10 +145,11 @@ def bench_live(samples: int) -> list[str]:
             for m in marks:
                 if m <= i < m + samples:
                     lat[m].append(dt * 1000)
+        label = "+".join(names) + ("" if stepped else " (window)")
         for m in marks:
             xs = np.array(lat[m])
             rows.append(
-                f"| {'+'.join(names)} | {live.window} | {m:,} | {np.median(xs):.3f} |"
+                f"| {label} | {live.window} | {m:,} | {np.median(xs):.3f} |"
                 f" {np.percentile(xs, 99):.3f} | {xs.max():.3f} |"
             )
             print(rows[-1], flush=True)
