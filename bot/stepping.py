@@ -163,9 +163,9 @@ class RollingMin(RollingMax):
 def talib_variant() -> tuple[bool, bool]:
     """(EMA step fused, RSI of TA-Lib >= 0.7), as the installed pandas-ta/TA-Lib compute them.
 
-    Both candidates of each run over a fixed series; the one closer to pandas-ta's output wins (it
-    is equal to the bit where TA-Lib is there; a pandas-ta without TA-Lib matches neither exactly,
-    and either stays within rounding of it)."""
+    Both candidates of each run over a fixed series; the one closer to pandas-ta's output wins, and
+    with TA-Lib installed it is equal to the bit (tests/test_steppers.py checks that on random
+    series; tests/test_strategies_common.py that pandas-ta does use TA-Lib)."""
     import numpy as np
     import pandas as pd
     import pandas_ta as ta
