@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SOXBOT = [sys.executable, "-m", "bot.cli"]
@@ -189,3 +190,19 @@ def wait_until(proc: subprocess.Popen, done: Callable[[], bool], seconds: float)
             return True
         time.sleep(0.25)
     return done()
+
+
+def in_process_run(cfg: Any, journal: Any, resync: float = 5.0, on_status: Any = None) -> Any:
+    """The Alpaca driver in this process, as `soxbot run` builds it, on the keys written into `cfg` (REST
+    only: no trade_updates stream). `resync`: how often its clock asks the broker (0 = every time, for
+    tests that move the sandbox's clock by hand)."""
+    from bot.alpaca_driver import AlpacaRun, BrokerClock
+    from bot.assemble import build_strategies
+    from bot.broker.alpaca import AlpacaBroker
+    from bot.data.alpaca_feed import AlpacaBars
+
+    broker = AlpacaBroker(cfg.broker, use_stream=False, on_status=on_status)
+    b = cfg.broker
+    feed = AlpacaBars(cfg.data, b.api_key.get_secret_value(), b.secret_key.get_secret_value())
+    clock = BrokerClock(broker.client.get_clock, resync=resync)
+    return AlpacaRun(cfg, build_strategies(cfg), broker, feed, journal, clock)

@@ -11,18 +11,15 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest, StopOrderRequest
 
-from bot.alpaca_driver import AlpacaRun, BrokerClock
-from bot.assemble import build_strategies
+from bot.alpaca_driver import AlpacaRun
 from bot.backtest import set_id_for
-from bot.broker.alpaca import AlpacaBroker
 from bot.config import load_config
-from bot.data.alpaca_feed import AlpacaBars
 from bot.ids import client_order_id
 from bot.journal import Journal
 from bot.sandbox.app import SandboxServer
 from bot.service.status import status_report
 from bot.stops import initial_stop
-from tests.alpaca_support import bot_config
+from tests.alpaca_support import bot_config, in_process_run
 from tests.sandbox_support import admin, at, daily_bars, serving, write_bars
 
 BARS = daily_bars()
@@ -44,12 +41,9 @@ def run(srv, tmp_path):
     made = []
 
     def _make() -> AlpacaRun:
-        broker = AlpacaBroker(cfg.broker, use_stream=False)
-        feed = AlpacaBars(cfg.data, "PKTEST", "SECRET")
         j = Journal(cfg.journal.path)
-        r = AlpacaRun(cfg, build_strategies(cfg), broker, feed, j, BrokerClock(broker.client.get_clock))
         made.append(j)
-        return r
+        return in_process_run(cfg, j)
 
     yield cfg, _make
     for j in made:
@@ -158,11 +152,9 @@ def test_missing_bars_are_reported_and_block_entries_until_data_is_back(tmp_path
     with SandboxServer(data_dir=d, timeframe="1d", speed=0, start="2024-06-03") as s:
         cfg_file = bot_config(tmp_path, s.url, ma=None, universe=UNIVERSE, keys=KEYS)
         cfg = load_config(cfg_file)
-        broker = AlpacaBroker(cfg.broker, use_stream=False)
         j = Journal(cfg.journal.path)
-        clock = BrokerClock(broker.client.get_clock, resync=0.5)
-        clock.calibrate(0.2)
-        r = AlpacaRun(cfg, build_strategies(cfg), broker, AlpacaBars(cfg.data, "PKTEST", "SECRET"), j, clock)
+        r = in_process_run(cfg, j, resync=0.5)
+        r.clock.calibrate(0.2)
         r.reconcile()
         r.warm_up()
         admin(s, "advance", {"seconds": 1, "speed": 120000})  # now let the market run

@@ -35,17 +35,14 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import GetOrderByIdRequest, MarketOrderRequest, StopOrderRequest
 
-from bot.alpaca_driver import AlpacaRun, BrokerClock
-from bot.assemble import build_strategies
+from bot.alpaca_driver import AlpacaRun
 from bot.backtest import session_labels, set_id_for
-from bot.broker.alpaca import AlpacaBroker
 from bot.config import load_config
-from bot.data.alpaca_feed import AlpacaBars
 from bot.events import ExitReason, Intent, OrderFilled, OrderIntent, OrderType, Side
 from bot.ids import client_order_id
 from bot.journal import Journal
 from bot.sandbox.app import SandboxServer
-from tests.alpaca_support import REPO, SOXBOT, Sandbox, bot_config, bot_env, journal_rows
+from tests.alpaca_support import REPO, SOXBOT, Sandbox, bot_config, bot_env, in_process_run, journal_rows
 from tests.sandbox_support import admin, at, daily_bars, write_bars
 
 SPEED = 60000  # sim seconds per second: a daily session every ~1.4 s
@@ -324,14 +321,8 @@ def world(srv, tmp_path, request):
     def restart() -> AlpacaRun:
         j = Journal(cfg.journal.path)
         opened.append(j)
-        broker = AlpacaBroker(
-            cfg.broker, use_stream=False, on_status=lambda c, st, b, d: j.order_status(c, st, b, d)
-        )
         j.start_run("paper-alpaca", set_id_for(cfg), {})
-        clock = BrokerClock(broker.client.get_clock)
-        run = AlpacaRun(
-            cfg, build_strategies(cfg), broker, AlpacaBars(cfg.data, "PKTEST", "SECRET"), j, clock
-        )
+        run = in_process_run(cfg, j, on_status=lambda c, st, b, d: j.order_status(c, st, b, d))
         run.reconcile()
         return run
 

@@ -12,13 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.alpaca_driver import AlpacaRun, BrokerClock
-from bot.assemble import build_strategies
-from bot.broker.alpaca import AlpacaBroker
 from bot.config import load_config
-from bot.data.alpaca_feed import AlpacaBars
 from bot.journal import Journal
-from tests.alpaca_support import bot_config
+from tests.alpaca_support import bot_config, in_process_run
 from tests.sandbox_support import NY, admin, at, minute_bars, serving
 
 MINUTES = minute_bars("2024-05-01", "2024-06-14")
@@ -48,13 +44,8 @@ def run(srv, tmp_path):
     cfg_file = bot_config(tmp_path, srv.url, (FAST, SLOW), (0.05, 0.02), "daily_decision_offset_minutes = 10",
                           universe=("AAA", "BBB", ""), keys=("PKTEST", "SECRET"))  # fmt: skip
     cfg = load_config(cfg_file)
-    broker = AlpacaBroker(cfg.broker, use_stream=False)
     j = Journal(cfg.journal.path)
-    r = AlpacaRun(
-        cfg, build_strategies(cfg), broker, AlpacaBars(cfg.data, "PKTEST", "SECRET"), j,
-        BrokerClock(broker.client.get_clock, resync=0),  # the test moves the sandbox's clock
-    )  # fmt: skip
-    yield r
+    yield in_process_run(cfg, j, resync=0)  # resync 0: the test moves the sandbox's clock
     j.close()
 
 
