@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -28,14 +29,20 @@ def strategy_set_id(
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
+@lru_cache(maxsize=1024)
+def _minute(ns: int) -> str:
+    """'YYYYMMDDHHMM' of a Timestamp's ns value (UTC when tz-aware, the wall time when naive), formatted
+    by hand (tz_convert + strftime cost ~6 us) and remembered: an entry and its protective stop share
+    the signal bar's time, and every order of a backtest has an id."""
+    t = _EPOCH + timedelta(microseconds=ns // 1000)
+    return f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}"
+
+
 def client_order_id(set_id: str, symbol: str, signal_ts: pd.Timestamp, intent: str, revision: int = 0) -> str:
     """E.g. 'sx-1a2b3c4d-SOXL-202401021600-open' (<= 48 chars for the usual tickers). The time is
     the signal bar's UTC minute (a naive time is taken as it is)."""
     ts = signal_ts if isinstance(signal_ts, pd.Timestamp) else pd.Timestamp(signal_ts)
-    # formatted by hand from the ns value (UTC when tz-aware, the wall time when naive): tz_convert +
-    # strftime cost ~6 us, and every order of a backtest has an id
-    t = _EPOCH + timedelta(microseconds=ts.value // 1000)
-    stamp = f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}"
+    stamp = _minute(ts.value)
     sym = symbol.replace("^", "").replace("/", "")[:8]
     cid = f"{PREFIX}-{set_id}-{sym}-{stamp}-{intent}"
     return f"{cid}-r{revision}" if revision else cid
