@@ -146,6 +146,23 @@ def trades_frame(trades: list[Trade]) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+_OHLC = ("open", "high", "low", "close")
+
+
+def _ohlc_rows(df: pd.DataFrame) -> np.ndarray:
+    """The (open, high, low, close) rows as floats: the whole frame as one float array where it
+    converts (~10 us; four column lookups and a stack cost ~50 us), else column by column."""
+    names = df.columns.tolist()
+    if all(c in names for c in _OHLC) and len(set(names)) == len(names):
+        try:
+            whole = df.to_numpy(float)
+        except (TypeError, ValueError):
+            pass
+        else:
+            return np.ascontiguousarray(whole[:, [names.index(c) for c in _OHLC]])
+    return np.column_stack([df[c].to_numpy(float) for c in _OHLC])
+
+
 def run_backtest(
     cfg: Settings,
     strategies: Sequence[Strategy],
@@ -175,7 +192,7 @@ def run_backtest(
     present: list[tuple[str, np.ndarray, np.ndarray]] = []
     for sym in uni.traded:
         df = bars[sym] if bars[sym].index.equals(idx) else bars[sym].reindex(idx)
-        rows = np.column_stack([df[c].to_numpy(float) for c in ("open", "high", "low", "close")])
+        rows = _ohlc_rows(df)
         mask = ~np.isnan(rows[:, 3])
         ohlc[sym] = rows
         present.append((sym, rows, mask))
