@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import pandas as pd
@@ -29,13 +28,22 @@ def strategy_set_id(
     return hashlib.sha1(blob.encode()).hexdigest()[:8]
 
 
-@lru_cache(maxsize=1024)
+_last_minute: tuple[int | None, str] = (None, "")
+
+
 def _minute(ns: int) -> str:
     """'YYYYMMDDHHMM' of a Timestamp's ns value (UTC when tz-aware, the wall time when naive), formatted
-    by hand (tz_convert + strftime cost ~6 us) and remembered: an entry and its protective stop share
-    the signal bar's time, and every order of a backtest has an id."""
+    by hand (tz_convert + strftime cost ~6 us). The last one is kept: a decision's ids come in a row
+    with the same time (the close, the entry, then the entry's protective stop), ~half of a
+    backtest's ids. One entry only, so a rerun over the same bars gains nothing from the one before."""
+    global _last_minute
+    last_ns, stamp = _last_minute
+    if ns == last_ns:
+        return stamp
     t = _EPOCH + timedelta(microseconds=ns // 1000)
-    return f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}"
+    stamp = f"{t.year:04d}{t.month:02d}{t.day:02d}{t.hour:02d}{t.minute:02d}"
+    _last_minute = (ns, stamp)
+    return stamp
 
 
 def client_order_id(set_id: str, symbol: str, signal_ts: pd.Timestamp, intent: str, revision: int = 0) -> str:
