@@ -154,25 +154,16 @@ def test_limit_orders_fill_at_limit_or_a_better_open_and_expire_at_the_close(tc,
     never = round(d.low - 1.0, 2)
     assert d.low < inside < d.open
     advance(srv, "2024-06-03 17:00")
-    o1 = tc.submit_order(
-        LimitOrderRequest(
-            symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=inside, time_in_force=TimeInForce.DAY
-        )
-    )
-    o2 = tc.submit_order(
-        LimitOrderRequest(
-            symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=above_open, time_in_force=TimeInForce.DAY
-        )
-    )
-    o3 = tc.submit_order(
-        LimitOrderRequest(
-            symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=never, time_in_force=TimeInForce.DAY
-        )
-    )
-    o4 = tc.submit_order(
-        LimitOrderRequest(
-            symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=never, time_in_force=TimeInForce.GTC
-        )
+
+    def buy_limit(price: float, tif: TimeInForce = TimeInForce.DAY):
+        req = LimitOrderRequest(symbol="AAA", qty=1, side=OrderSide.BUY, limit_price=price, time_in_force=tif)
+        return tc.submit_order(req)
+
+    o1, o2, o3, o4 = (
+        buy_limit(inside),
+        buy_limit(above_open),
+        buy_limit(never),
+        buy_limit(never, TimeInForce.GTC),
     )
     advance(srv, "2024-06-04 16:00")
     assert float(tc.get_order_by_id(o1.id).filled_avg_price) == pytest.approx(inside)
