@@ -4,7 +4,7 @@
    and 100 years of daily bars and one year of 1-minute bars (seeded synthetic data, so every
    machine measures the same bars). Time = signals + the engine loop (+ the journal where stated);
    loading and cleaning the data and writing the report are not counted. The default driver skips
-   quiet bars (`bot/eventskip.py`); the plain per-bar loop (`every_bar=True`) is timed alongside,
+   quiet bars (`bot/run/eventskip.py`); the plain per-bar loop (`every_bar=True`) is timed alongside,
    and the two must give the same trades and equity curve.
 2. The live path: time from a new bar to the engine's order intent (`TrailingSignals.push`: the
    strategies' steppers, + Engine.step), after 1k, 10k and 90k bars of history, to show it stays
@@ -26,17 +26,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.backtest import run_backtest, session_labels, set_id_for
 from bot.broker.sim import SimBroker
-from bot.config import StrategyConfig, load_config
+from bot.core.config import StrategyConfig, load_config
 from bot.data.quality import clean_bars
 from bot.data.synthetic import generate
-from bot.engine import Engine
-from bot.journal import Journal
-from bot.live import TrailingSignals
-from bot.plugins import create
-from bot.strategy import Strategy
-from bot.window import live_window
+from bot.execution.engine import Engine
+from bot.journal.journal import Journal
+from bot.run.backtest import run_backtest, session_labels, set_id_for
+from bot.signals.live import TrailingSignals
+from bot.signals.plugins import create
+from bot.signals.strategy import Strategy
+from bot.signals.window import live_window
 
 STRATS = {
     "ma_cross": {"fast": 20, "slow": 50, "kind": "sma"},

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from bot.config import ConfigError, Settings, load_config
+from bot.core.config import ConfigError, Settings, load_config
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="soxbot: a trading bot for the semiconductor sector."
@@ -50,13 +50,13 @@ def run(
     speed: Annotated[float | None, typer.Option(help="Replay speed in bars per second.")] = None,
 ) -> None:
     """Run the bot. Offline default: synthetic bars replayed into the paper broker."""
-    from bot import log
-    from bot.assemble import build_strategies, load_market
     from bot.broker.sim import SimBroker
+    from bot.core import log
     from bot.data.errors import DataError
-    from bot.journal import Journal
-    from bot.replay import StopFlag, run_replay
-    from bot.window import live_window
+    from bot.journal.journal import Journal
+    from bot.run.assemble import build_strategies, load_market
+    from bot.run.replay import StopFlag, run_replay
+    from bot.signals.window import live_window
 
     cfg = _load(config, run__max_bars=max_bars, run__speed=speed)
     log.configure(cfg.run.log_format, cfg.run.log_level)
@@ -65,7 +65,7 @@ def run(
             "Live trading needs both `[broker] live = true` and the --live flag. Paper is the default."
         )
     if cfg.broker.kind == "alpaca":
-        from bot.alpaca_driver import run_alpaca
+        from bot.run.alpaca import run_alpaca
 
         raise typer.Exit(run_alpaca(cfg, str(config or "defaults"), live))
     try:
@@ -74,7 +74,7 @@ def run(
     except (ConfigError, DataError) as exc:
         raise _fail(str(exc)) from exc
     journal = Journal(cfg.journal.path)
-    from bot.backtest import set_id_for
+    from bot.run.backtest import set_id_for
 
     journal.start_run("paper-replay", set_id_for(cfg), json.loads(cfg.model_dump_json()), synthetic)
     broker = SimBroker.from_settings(cfg)
@@ -133,10 +133,10 @@ def backtest(
     progress: Annotated[bool, typer.Option(help="Show a progress bar on long runs.")] = True,
 ) -> None:
     """Backtest the configured strategies; writes trades.csv, equity.csv, summary.json, report.html."""
-    from bot import log
-    from bot.assemble import build_strategies, load_market
+    from bot.core import log
     from bot.data.errors import DataError
-    from bot.report_writer import write_outputs
+    from bot.report.writer import write_outputs
+    from bot.run.assemble import build_strategies, load_market
 
     cfg = _load(config, data__start=start, data__end=end)
     if data_dir is not None:
@@ -172,7 +172,7 @@ def strategies(
     ] = None,
 ) -> None:
     """List the discovered strategy plugins with their parameters and defaults."""
-    from bot.plugins import available, describe_params
+    from bot.signals.plugins import available, describe_params
 
     for name, cls in sorted(available(tuple(path or ())).items()):
         doc = (cls.__doc__ or "").strip().splitlines()
@@ -187,7 +187,7 @@ def new_strategy(
     dest: Annotated[Path, typer.Option(help="Directory to write the plugin file into.")] = Path("strategies"),
 ) -> None:
     """Scaffold a strategy plugin from the template (one file, one class)."""
-    from bot.plugins import PluginError, scaffold
+    from bot.signals.plugins import PluginError, scaffold
 
     try:
         path = scaffold(name, dest)
@@ -206,7 +206,7 @@ def test_strategy(
     ] = None,
 ) -> None:
     """Check a plugin: defaults validate, output shape, warm-up, no look-ahead, live-window parity."""
-    from bot.plugin_check import check_plugin
+    from bot.signals.plugin_check import check_plugin
 
     problems = check_plugin(name, tuple(path or ()))
     if problems:
@@ -226,7 +226,7 @@ def journal(
     """Show the latest journal entries."""
     import pandas as pd
 
-    from bot.journal import Journal
+    from bot.journal.journal import Journal
 
     tables = {"runs", "signals", "risk", "orders", "fills", "equity"}
     if kind not in tables:
@@ -249,7 +249,7 @@ def status(
     """Mode, next runs, positions with entry/stop/P&L, open orders, today's P&L, locks, data age.
 
     With `[broker] kind = "alpaca"` it also asks the broker (the source of truth) and flags mismatches."""
-    from bot.service.status import status_report
+    from bot.run.service.status import status_report
 
     cfg = _load(config)
     p = path or cfg.journal.path
@@ -279,8 +279,8 @@ class _AlpacaView:
 def _alpaca_view(cfg: Settings) -> _AlpacaView | None:
     from alpaca.trading.client import TradingClient
 
-    from bot.alpaca_http import harden
     from bot.broker.alpaca import AlpacaSetupError, credentials
+    from bot.core.alpaca_http import harden
 
     try:
         key, secret = credentials(cfg.broker)
@@ -297,8 +297,8 @@ def rearm(
     path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
 ) -> None:
     """Lift the max-drawdown kill switch after a person has looked."""
-    from bot.engine import KILL_KEY
-    from bot.journal import Journal
+    from bot.execution.engine import KILL_KEY
+    from bot.journal.journal import Journal
 
     j = Journal(path or _load(config).journal.path)
     was = j.get_state(KILL_KEY)

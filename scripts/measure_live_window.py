@@ -3,7 +3,7 @@
 For each strategy: the shortest window W such that, at every bar, signals(bars[i-W+1 : i+1]) ends
 with the full-history direction (for W and every longer window), and the worst indicator deviation
 at a few window lengths. Uses the no-look-ahead property: the window ending at bar i is the prefix
-of bars[i-W+1:], so one signals() call per start bar covers every W. bot/window.py quotes the output.
+of bars[i-W+1:], so one signals() call per start bar covers every W. bot/signals/window.py quotes the output.
 
     .venv/bin/python scripts/measure_live_window.py [SYMBOL] [START] [W ...]
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bot.plugins import create
-from bot.window import live_window
+from bot.signals.plugins import create
+from bot.signals.window import live_window
 
 CASES = [
     ("ma_cross", {}),

@@ -167,7 +167,7 @@ def journal_rows(path: Path, sql: str) -> list[tuple]:
 
 @contextmanager
 def bot_process(tmp: Path, cfg: Path) -> Iterator[subprocess.Popen]:
-    """`soxbot run --config cfg` as a process, its output in tmp/bot.log; at the end it gets SIGTERM
+    """`soxbot run --config cfg` as a process, its output in tmp/bot.core.log; at the end it gets SIGTERM
     and must exit 0 (a clean stop leaves the broker-side stops and flushes the journal)."""
     log = tmp / "bot.log"
     with log.open("w+") as out:
@@ -196,10 +196,10 @@ def in_process_run(cfg: Any, journal: Any, resync: float = 5.0, on_status: Any =
     """The Alpaca driver in this process, as `soxbot run` builds it, on the keys written into `cfg` (REST
     only: no trade_updates stream). `resync`: how often its clock asks the broker (0 = every time, for
     tests that move the sandbox's clock by hand)."""
-    from bot.alpaca_driver import AlpacaRun, BrokerClock
-    from bot.assemble import build_strategies
     from bot.broker.alpaca import AlpacaBroker
     from bot.data.alpaca_feed import AlpacaBars
+    from bot.run.alpaca import AlpacaRun, BrokerClock
+    from bot.run.assemble import build_strategies
 
     broker = AlpacaBroker(cfg.broker, use_stream=False, on_status=on_status)
     b = cfg.broker

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import pandas as pd
 
 from bot.broker.sim import SimBroker
-from bot.config import Settings, load_config
-from bot.engine import Engine
-from bot.journal import Journal
+from bot.core.config import Settings, load_config
+from bot.execution.engine import Engine
+from bot.journal.journal import Journal
 
 
 def make_cfg(**risk: object) -> Settings:

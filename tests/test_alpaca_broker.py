@@ -15,9 +15,9 @@ from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
 from bot.broker.alpaca import AlpacaBroker, AlpacaSetupError, check_endpoint, parse_cid, stream_url
-from bot.config import BrokerConfig
-from bot.events import Intent, OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
-from bot.ids import client_order_id
+from bot.core.config import BrokerConfig
+from bot.core.events import Intent, OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
+from bot.core.ids import client_order_id
 from bot.sandbox.app import SandboxServer
 from tests.sandbox_support import admin, at, daily_bars, write_bars
 

@@ -11,14 +11,14 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest, StopOrderRequest
 
-from bot.alpaca_driver import AlpacaRun
-from bot.backtest import set_id_for
-from bot.config import load_config
-from bot.ids import client_order_id
-from bot.journal import Journal
+from bot.core.config import load_config
+from bot.core.ids import client_order_id
+from bot.journal.journal import Journal
+from bot.risk.stops import initial_stop
+from bot.run.alpaca import AlpacaRun
+from bot.run.backtest import set_id_for
+from bot.run.service.status import status_report
 from bot.sandbox.app import SandboxServer
-from bot.service.status import status_report
-from bot.stops import initial_stop
 from tests.alpaca_support import bot_config, in_process_run
 from tests.sandbox_support import admin, at, daily_bars, serving, write_bars
 

@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from alpaca.trading.client import TradingClient
 
-from bot.alpaca_driver import BrokerClock, missing_between, next_bar
-from bot.config import DataConfig
+from bot.core.config import DataConfig
 from bot.data.alpaca_feed import AlpacaBars, check_symbols
 from bot.data.errors import DataError
+from bot.run.alpaca import BrokerClock, missing_between, next_bar
 from bot.sandbox.app import SandboxServer
 from tests.sandbox_support import admin, at, daily_bars, write_bars
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bot.backtest import run_backtest
-from bot.config import StrategyConfig, load_config
+from bot.core.config import StrategyConfig, load_config
 from bot.data.csv_feed import load_csv
 from bot.data.quality import clean_bars
-from bot.journal import Journal
-from bot.plugins import create
+from bot.journal.journal import Journal
+from bot.run.backtest import run_backtest
+from bot.signals.plugins import create
 
 
 def test_no_order_on_bad_or_post_gap_bars(shared_data, tmp_path):

@@ -35,12 +35,12 @@ from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import GetOrderByIdRequest, MarketOrderRequest, StopOrderRequest
 
-from bot.alpaca_driver import AlpacaRun
-from bot.backtest import session_labels, set_id_for
-from bot.config import load_config
-from bot.events import ExitReason, Intent, OrderFilled, OrderIntent, OrderType, Side
-from bot.ids import client_order_id
-from bot.journal import Journal
+from bot.core.config import load_config
+from bot.core.events import ExitReason, Intent, OrderFilled, OrderIntent, OrderType, Side
+from bot.core.ids import client_order_id
+from bot.journal.journal import Journal
+from bot.run.alpaca import AlpacaRun
+from bot.run.backtest import session_labels, set_id_for
 from bot.sandbox.app import SandboxServer
 from tests.alpaca_support import REPO, SOXBOT, Sandbox, bot_config, bot_env, in_process_run, journal_rows
 from tests.sandbox_support import admin, at, daily_bars, write_bars

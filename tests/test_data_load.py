@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.config import DataConfig
+from bot.core.config import DataConfig
 from bot.data import DataError
 from bot.data.load import load_bars
 from bot.data.quality import KINDS

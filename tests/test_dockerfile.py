@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import tomllib
 
-from bot.config import Settings
+from bot.core.config import Settings
 from tests.conftest import REPO
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bot.config import load_config
-from bot.journal import Journal
+from bot.core.config import load_config
+from bot.journal.journal import Journal
 from tests.alpaca_support import bot_config, in_process_run
 from tests.sandbox_support import NY, admin, at, minute_bars, serving
 

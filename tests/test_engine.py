@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bot.events import ExitReason
-from bot.journal import Journal
+from bot.core.events import ExitReason
+from bot.journal.journal import Journal
 from tests.helpers import drive, flat, make_cfg, make_engine
 
 
@@ -228,7 +228,7 @@ def test_risk_per_trade_sizes_to_lose_r_at_the_stop():
 def test_partial_entry_fills_resize_the_protective_stop():
     """A broker that fills an entry in pieces (Alpaca paper does, 10% of the time): the stop at the
     broker always covers the whole position, and the order stays working until its last piece."""
-    from bot.events import OrderFilled, Side
+    from bot.core.events import OrderFilled, Side
 
     cfg = make_cfg(stop_loss_pct=0.10)
     eng, broker = make_engine(cfg)

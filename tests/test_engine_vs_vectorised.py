@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bot.backtest import run_backtest
-from bot.config import StrategyConfig, load_config
+from bot.core.config import StrategyConfig, load_config
 from bot.data.csv_feed import load_csv
 from bot.data.quality import clean_bars
-from bot.plugins import create
+from bot.run.backtest import run_backtest
+from bot.signals.plugins import create
 
 
 @pytest.mark.parametrize("symbol", ["SOXX", "SMH", "SOX"])

@@ -1,4 +1,4 @@
-"""The event-skipping backtest driver (`bot/eventskip.py`, the default) against the plain per-bar loop
+"""The event-skipping backtest driver (`bot/run/eventskip.py`, the default) against the plain per-bar loop
 (`run_backtest(..., every_bar=True)`): the same trades, the same equity curve bar for bar, the same
 journal (signals, risk verdicts, orders, fills, equity, state) and the same engine state at the end,
 on real and synthetic data, across the stop, take-profit, trailing, ATR-stop, max-hold, daily-loss and
@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.backtest import BacktestResult, run_backtest, set_id_for
-from bot.config import Settings, StrategyConfig, load_config
+from bot.core.config import Settings, StrategyConfig, load_config
 from bot.data.csv_feed import load_csv
 from bot.data.quality import clean_bars
 from bot.data.synthetic import generate
-from bot.journal import Journal
-from bot.plugins import create
+from bot.journal.journal import Journal
+from bot.run.backtest import BacktestResult, run_backtest, set_id_for
+from bot.signals.plugins import create
 
 SYMS = ("SOXX", "SOXL", "SOXS")
 TABLES = {  # journal tables and the columns that hold wall-clock times (not compared)
@@ -268,8 +268,8 @@ def test_property_any_risk_settings_and_missing_bars(seed, tf, risk, offset, fra
 def test_advance_refuses_when_equity_is_journaled_bar_by_bar(tmp_path):
     """Live drivers journal each bar's equity as it comes; a bulk advance would leave gaps there."""
     from bot.broker.sim import SimBroker
-    from bot.engine import Engine
-    from bot.tape import Tape
+    from bot.data.tape import Tape
+    from bot.execution.engine import Engine
 
     cfg = load_config()
     j = Journal(tmp_path / "j.db")

@@ -7,7 +7,7 @@ import pandas as pd
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.ids import client_order_id
+from bot.core.ids import client_order_id
 
 ZONES = [None, "UTC", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bot.events import Intent, OrderIntent, OrderType, Side
-from bot.journal import Journal
+from bot.core.events import Intent, OrderIntent, OrderType, Side
+from bot.journal.journal import Journal
 
 
 def _intent(cid: str) -> OrderIntent:

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.metrics import SECONDS_PER_YEAR, bar_positions, drawdown, summarize
+from bot.report.metrics import SECONDS_PER_YEAR, bar_positions, drawdown, summarize
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TRADE_COLUMNS = [

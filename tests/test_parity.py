@@ -7,15 +7,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from bot.backtest import run_backtest, session_labels, set_id_for
 from bot.broker.sim import SimBroker
-from bot.config import StrategyConfig, load_config
+from bot.core.config import StrategyConfig, load_config
 from bot.data.csv_feed import load_csv
 from bot.data.quality import clean_bars
-from bot.engine import Engine
-from bot.live import TrailingSignals
-from bot.plugins import create
-from bot.window import live_window
+from bot.execution.engine import Engine
+from bot.run.backtest import run_backtest, session_labels, set_id_for
+from bot.signals.live import TrailingSignals
+from bot.signals.plugins import create
+from bot.signals.window import live_window
 
 CASES = [
     [("ma_cross", {"fast": 20, "slow": 50, "kind": "sma"})],

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import strategies
-from bot import plugins
-from bot.plugins import PluginError, PluginWarning, available, create, describe_params, scaffold
-from bot.strategy import Strategy
+from bot.signals import plugins
+from bot.signals.plugins import PluginError, PluginWarning, available, create, describe_params, scaffold
+from bot.signals.strategy import Strategy
 from strategies.ma_cross import MaCross
 from strategies.rsi import RsiReversion
 from strategies.support import SupportResistance

@@ -12,14 +12,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.metrics import summarize
-from bot.report import BANNER, MAX_POINTS, TRADE_ROWS, downsample_positions, write_report
+from bot.report.metrics import summarize
+from bot.report.report import BANNER, MAX_POINTS, TRADE_ROWS, downsample_positions, write_report
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TRADE_COLUMNS = [
     "symbol", "side", "qty", "entry_time", "entry_price", "exit_time", "exit_price", "pnl", "exit_reason",
 ]
-SIZE_LIMIT = 7_000_000  # bytes, documented in bot/report.py; plotly.js alone is ~4.8 MB
+SIZE_LIMIT = 7_000_000  # bytes, documented in bot/report/report.py; plotly.js alone is ~4.8 MB
 
 
 def soxx_daily() -> pd.DataFrame:

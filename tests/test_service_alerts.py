@@ -13,10 +13,10 @@ import pytest
 from pydantic import ValidationError
 from structlog.testing import capture_logs
 
-from bot.config import AlertsConfig, load_config
-from bot.events import OrderFilled, OrderRejected, Side
-from bot.ids import client_order_id
-from bot.service.alerts import EVENTS, AlertSender, daily_text, engine_alert
+from bot.core.config import AlertsConfig, load_config
+from bot.core.events import OrderFilled, OrderRejected, Side
+from bot.core.ids import client_order_id
+from bot.run.service.alerts import EVENTS, AlertSender, daily_text, engine_alert
 
 
 class Webhook:

@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import ValidationError
 
-from bot.config import ServiceConfig
-from bot.service.health import HealthServer, HealthState, Metrics
-from bot.service.schedule import NY, JobOutcome, MarketScheduler, ScheduleSpec, SimClock, session_jobs
+from bot.core.config import ServiceConfig
+from bot.run.service.health import HealthServer, HealthState, Metrics
+from bot.run.service.schedule import NY, JobOutcome, MarketScheduler, ScheduleSpec, SimClock, session_jobs
 
 M = dt.timedelta(minutes=1)
 

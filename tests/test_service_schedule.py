@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from bot.service.schedule import (
+from bot.run.service.schedule import (
     NY,
     UTC,
     JobOutcome,
@@ -390,7 +390,7 @@ def test_flat_by_close_needs_both_spec_and_callback():
 
 
 def test_spec_from_settings():
-    from bot.config import load_config
+    from bot.core.config import load_config
 
     cfg = load_config()
     spec = ScheduleSpec.from_settings(cfg)

@@ -10,15 +10,15 @@ import json
 import exchange_calendars as xc
 import pytest
 
-from bot.assemble import build_strategies, load_market
-from bot.backtest import run_backtest, set_id_for
 from bot.broker.sim import SimBroker
-from bot.config import Settings, load_config
-from bot.journal import Journal
-from bot.replay import run_replay
-from bot.service.schedule import NY, UTC, SchedulerInfo, ScheduleSpec
-from bot.service.status import status_report
-from bot.window import live_window
+from bot.core.config import Settings, load_config
+from bot.journal.journal import Journal
+from bot.run.assemble import build_strategies, load_market
+from bot.run.backtest import run_backtest, set_id_for
+from bot.run.replay import run_replay
+from bot.run.service.schedule import NY, UTC, SchedulerInfo, ScheduleSpec
+from bot.run.service.status import status_report
+from bot.signals.window import live_window
 
 XNYS = xc.get_calendar("XNYS", start="2015-01-01", end="2030-12-31")
 

@@ -7,9 +7,10 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot import fills, stops
-from bot.config import RiskConfig
-from bot.sizing import affordable_qty, position_qty
+from bot.core import fills
+from bot.core.config import RiskConfig
+from bot.risk import stops
+from bot.risk.sizing import affordable_qty, position_qty
 
 price = st.floats(0.5, 5000, allow_nan=False)
 equity = st.floats(1_000, 10_000_000, allow_nan=False)

@@ -23,13 +23,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from bot.config import StrategyConfig, load_config
+from bot.core.config import StrategyConfig, load_config
 from bot.data.synthetic import generate
-from bot.live import Decision, TrailingSignals
-from bot.plugin_check import check_plugin
-from bot.plugins import create, scaffold
-from bot.stepping import EMA, SMA, RollingMax, RollingMin, WilderRSI
-from bot.strategy import DIRECTION, REASON, Strategy
+from bot.signals.live import Decision, TrailingSignals
+from bot.signals.plugin_check import check_plugin
+from bot.signals.plugins import create, scaffold
+from bot.signals.stepping import EMA, SMA, RollingMax, RollingMin, WilderRSI
+from bot.signals.strategy import DIRECTION, REASON, Strategy
 from strategies.ma_cross import MaCross
 from strategies.rsi import RsiReversion
 from strategies.support import SupportResistance

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.strategy import DIRECTION, REASON, WARMUP_REASON, Strategy, finalize, recursive_memory
-from bot.window import STATE_MARGIN, live_window
+from bot.signals.strategy import DIRECTION, REASON, WARMUP_REASON, Strategy, finalize, recursive_memory
+from bot.signals.window import STATE_MARGIN, live_window
 from strategies.ma_cross import MaCross
 from strategies.rsi import RsiReversion
 from strategies.support import SupportResistance

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.strategy import WARMUP_REASON
+from bot.signals.strategy import WARMUP_REASON
 from strategies.ma_cross import MaCross
 from tests.ta_reference import RETURNS, bars_from_returns, ema, sma
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.strategy import WARMUP_REASON
+from bot.signals.strategy import WARMUP_REASON
 from strategies.rsi import RsiReversion
 from tests.ta_reference import RETURNS, bars_from_returns, sma, wilder_rsi
 

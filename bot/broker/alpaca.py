@@ -46,12 +46,12 @@ from alpaca.trading.requests import (
 )
 from alpaca.trading.stream import TradingStream
 
-from bot.alpaca_http import env_keys, harden
 from bot.broker.base import ALREADY_FILLED, NOTHING_HELD, BarTuple, FillListener, UpdateListener
-from bot.config import BrokerConfig
-from bot.events import Intent, OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
-from bot.ids import PREFIX
-from bot.log import get
+from bot.core.alpaca_http import env_keys, harden
+from bot.core.config import BrokerConfig
+from bot.core.events import Intent, OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
+from bot.core.ids import PREFIX
+from bot.core.log import get
 
 LIVE_HOST = "api.alpaca.markets"
 NY = "America/New_York"
@@ -149,7 +149,7 @@ class ParsedCid:
 
 
 def parse_cid(cid: str) -> ParsedCid | None:
-    """Inverse of bot.ids.client_order_id for ids this bot made; None for anyone else's."""
+    """Inverse of bot.core.ids.client_order_id for ids this bot made; None for anyone else's."""
     parts = cid.split("-")
     if len(parts) not in (5, 6) or parts[0] != PREFIX:
         return None

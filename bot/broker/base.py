@@ -12,7 +12,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from bot.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected
+from bot.core.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected
 
 BarTuple = tuple[float, float, float, float]  # open, high, low, close
 # Reasons an OrderCanceled carries when the order never worked at the broker (besides the broker's

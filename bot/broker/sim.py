@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pandas as pd
 
-from bot import fills
 from bot.broker.base import BarTuple, FillListener, UpdateListener
-from bot.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
-from bot.sizing import affordable_qty
+from bot.core import fills
+from bot.core.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
+from bot.risk.sizing import affordable_qty
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.core.config import Settings
 
 
 def _as_is(ts: Any) -> Any:

@@ -25,12 +25,12 @@ from alpaca.data.historical.stock import StockHistoricalDataClient
 from alpaca.data.requests import StockBarsRequest
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from bot.alpaca_http import env_keys, harden
-from bot.config import DataConfig
+from bot.core.alpaca_http import env_keys, harden
+from bot.core.config import DataConfig
+from bot.core.log import get
 from bot.data.calendar import TZ, is_intraday, session_bounds, timeframe_delta
 from bot.data.csv_feed import COLUMNS, file_symbol
 from bot.data.errors import DataError
-from bot.log import get
 
 INDEXES = {"SOX", "SPX", "NDX", "DJI", "VIX", "RUT", "COMP", "NYA", "OEX"}
 _TF = {

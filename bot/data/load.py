@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from bot.config import DataConfig
+from bot.core.config import DataConfig
 from bot.data.csv_feed import between, file_symbol, load_csv
 from bot.data.quality import QualityReport, clean_bars
 from bot.data.synthetic import generate

@@ -17,7 +17,7 @@ Admin (no auth, for tests and tools):
 Behaviour worth knowing (where the sandbox differs from Alpaca paper, which fills on live quotes):
 - Prices are bars: market orders fill at the open of the first bar that starts after submission;
   stop, stop_limit, limit and trailing_stop orders meet each later bar's OHLC when it completes
-  (bot.fills, the in-process broker's rules). Bracket/OTO legs trade from the bar after the entry
+  (bot.core.fills, the in-process broker's rules). Bracket/OTO legs trade from the bar after the entry
   fill; within an exit group a bar touching both legs is read as hitting the stop first.
 - A day order lives through the session of the first bar it can trade on, so with daily bars an
   order sent mid-session fills at the next open instead of expiring unfilled.

@@ -2,8 +2,8 @@
 
 Time moves through four kinds of events, processed in order up to simulated now before every
 request and by the server's ticker: session open, bar open (market orders fill at the open with
-bot.fills.market_fill), bar close (stops, limits and trailing stops meet the bar's OHLC through
-bot.fills) and session close (day orders expire). An order trades only on bars that start strictly
+bot.core.fills.market_fill), bar close (stops, limits and trailing stops meet the bar's OHLC through
+bot.core.fills) and session close (day orders expire). An order trades only on bars that start strictly
 after it was submitted (or after its parent filled), so nothing fills on a price seen before it.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.fills import limit_fill, market_fill, stop_fill
+from bot.core.fills import limit_fill, market_fill, stop_fill
 from bot.sandbox.accounts import INDICES, Portfolio, dec
 from bot.sandbox.clock import SimClock, rfc3339
 from bot.sandbox.market import TF_MINUTES, MarketData

@@ -1,0 +1,471 @@
+"""The trading engine: one object for backtest and live. Only the driver (clock + data feed) and the
+broker adapter differ between the two.
+
+Per bar (`step`), in order:
+1. the broker sees the bar (the in-process broker fills market orders at the open, then resting
+   stops/limits; a remote broker reports fills from its stream instead);
+2. the position is managed at the close: trailing stop raised, the account limits checked
+   (`bot/risk/limits.py`: max hold, daily loss lock, max-drawdown kill switch); equity marked;
+3. the combined direction is turned into orders: on a change of direction (or the first valid bar
+   after warm-up) the held instrument, if it is not the target, is closed; the target (bull on +1, bear
+   on -1, nothing on 0) is opened once the close has filled, so both are never held at once.
+Entries are blocked while a lock is on, on bars flagged not tradable (after a data gap) and when the
+size comes out 0. Exits are never blocked. Every risk decision is journaled with its reason.
+
+The jobs around it live beside it: `orders.py` (ids, journal-before-send, protective legs),
+`exits.py` (exits that did not go through), `equity.py` (the curve), `quiet.py` (a backtest crosses
+bars on which nothing can happen in bulk: see `bot/run/eventskip.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from bot.broker.base import BarTuple, Broker
+from bot.core.config import Settings
+from bot.core.events import (
+    EquityPoint,
+    ExitReason,
+    Intent,
+    OrderCanceled,
+    OrderFilled,
+    OrderIntent,
+    OrderRejected,
+    OrderType,
+    RiskVerdict,
+    Side,
+    Trade,
+)
+from bot.execution import exits, quiet
+from bot.execution.equity import EquityLog
+from bot.execution.orders import OrderDesk
+from bot.execution.position import PendingOpen, Position
+from bot.journal.journal import Journal
+from bot.risk import stops
+from bot.risk.limits import AccountLimits
+from bot.risk.sizing import position_qty
+
+if TYPE_CHECKING:
+    from bot.data.tape import Tape
+
+KILL_KEY = "kill_switch"
+
+__all__ = ["KILL_KEY", "Engine", "EquityLog", "PendingOpen", "Position"]
+
+
+class Engine:
+    def __init__(
+        self,
+        cfg: Settings,
+        set_id: str,
+        broker: Broker,
+        journal: Journal | None = None,
+        on_event: Callable[[str, dict[str, Any]], None] | None = None,
+        journal_equity: bool = True,
+        tz: Any = None,
+        keep_equity: bool = True,
+    ) -> None:
+        """`keep_equity=False` (live): the equity curve goes to the journal only, not to memory, so a
+        process that runs for weeks does not grow with history."""
+        self.cfg = cfg
+        self.risk = cfg.risk
+        self.set_id = set_id
+        self.bull = cfg.universe.bull
+        self.bear = cfg.universe.bear
+        self.traded = cfg.universe.traded
+        self.broker = broker
+        self.journal = journal
+        self.on_event = on_event
+        self.journal_equity = journal_equity
+        self.keep_equity = keep_equity
+        broker.set_listeners(self._on_fill, self._on_update)
+        self.desk = OrderDesk(set_id, broker, journal, self._emit)
+        self.orders = self.desk.orders  # working orders by client_order_id (the desk's own dict)
+
+        self.cash = float(cfg.broker.starting_cash)
+        self.pos: Position | None = None
+        self.pending_open: PendingOpen | None = None
+        self.last_close: dict[str, float] = {}
+        self.atr = (
+            {s: stops.Atr(cfg.risk.atr_period) for s in self.traded} if cfg.risk.atr_stop_mult > 0 else {}
+        )
+        self.last_dir: int | None = None
+        self.trades: list[Trade] = []
+        self.equity_log = EquityLog()
+        self.tz = tz
+        self._now: pd.Timestamp | int | None = None
+        self._stamped: tuple[int | None, pd.Timestamp] = (None, pd.NaT)
+        self.session: int | None = None
+        self._bars: Mapping[str, BarTuple] = {}
+        self.equity_now = self.cash
+        self.limits = AccountLimits(cfg.risk, self.cash, killed=bool(journal and journal.get_state(KILL_KEY)))
+        self._idle = False  # True while flat with nothing working: the next bar can take the short path
+        self.n_bars = 0
+        # the in-process broker may fill this bar's market orders at its close (daily, decided early)
+        self._close_fills = bool(getattr(broker, "market_at_close", False))
+
+    # -- the account limits' state, as drivers and status read it ------------------------------
+    @property
+    def killed(self) -> bool:
+        return self.limits.killed
+
+    @property
+    def locked_until(self) -> int | None:
+        return self.limits.locked_until
+
+    @property
+    def day_start_equity(self) -> float:
+        return self.limits.day_start_equity
+
+    @day_start_equity.setter
+    def day_start_equity(self, value: float) -> None:
+        self.limits.day_start_equity = value
+
+    @property
+    def peak_equity(self) -> float:
+        return self.limits.peak_equity
+
+    @peak_equity.setter
+    def peak_equity(self, value: float) -> None:
+        self.limits.peak_equity = value
+
+    @property
+    def locked(self) -> str | None:
+        return self.limits.locked(self.session)
+
+    # -- time ------------------------------------------------------------------------------
+    # A driver passes each bar's time either as a Timestamp (live) or as int nanoseconds since the
+    # epoch (backtests: no Timestamp object per bar); it becomes a Timestamp only when an event
+    # needs one.
+    def stamp(self, key: pd.Timestamp | int) -> pd.Timestamp:
+        if isinstance(key, int):
+            last_key, last = self._stamped
+            if key == last_key:  # an event asks for the bar's time several times: convert it once
+                return last
+            t = pd.Timestamp(key, tz=self.tz)  # with a tz: the UTC instant, shown in that zone
+            self._stamped = (key, t)
+            return t
+        return key
+
+    @property
+    def now(self) -> pd.Timestamp:
+        return self.stamp(self._now)  # type: ignore[arg-type]
+
+    def set_time(self, ts: pd.Timestamp) -> None:
+        """The time of what a driver does outside a bar (a restart's reconciliation)."""
+        self._now = ts
+
+    # -- what a driver may ask of it ------------------------------------------------------------
+    def _emit(self, kind: str, **data: Any) -> None:
+        if self.on_event is not None:
+            self.on_event(kind, data)
+
+    def verdict(self, action: str, reason: str, **details: Any) -> None:
+        """A risk decision, journaled and told to the listener."""
+        if self.journal is not None:
+            self.journal.risk(RiskVerdict(self.now, action, reason, details))  # type: ignore[arg-type]
+        if self.on_event is not None:
+            self.on_event("risk", {"action": action, "reason": reason, **details})
+
+    def cid(self, symbol: str, signal_ts: pd.Timestamp, intent: Intent, rev: int = 0) -> str:
+        return self.desk.cid(symbol, signal_ts, intent, rev)
+
+    def protect(self, pos: Position, ts: pd.Timestamp, only: Intent | None = None, why: str = "") -> None:
+        self.desk.protect(pos, ts, only, why)
+
+    def close(self, pos: Position, why: ExitReason, reason: str) -> None:
+        self.desk.close(pos, self.now, why, reason)
+
+    def flatten(self, why: str) -> None:
+        """Close the position (if it is not already closing) and drop a pending entry."""
+        self.pending_open = None
+        if self.pos is not None and not self.pos.closing:
+            self.close(self.pos, ExitReason.RISK, why)
+
+    # -- the bar -----------------------------------------------------------------------------
+    def step(
+        self,
+        ts: pd.Timestamp | int,
+        session: int,
+        bars: Mapping[str, BarTuple],
+        direction: int | None,
+        tradable: bool = True,
+        reason: str = "",
+    ) -> None:
+        """One bar. `session` is the trading date as a day number; `bars` holds the traded symbols'
+        (open, high, low, close) for this bar (a symbol without a bar now is left out)."""
+        self._now = ts
+        self.n_bars += 1
+        if session != self.session:
+            self._new_session(session)
+        if self._idle and (direction is None or direction == self.last_dir) and self.pos is None:
+            # Flat, no orders, no risk state to track, nothing to decide: equity is the cash.
+            self._mark(ts, self.cash, self.cash, 0.0)
+            return
+        self._bars = bars
+        self.broker.on_bar(ts, bars)  # type: ignore[arg-type]
+        last_close = self.last_close
+        for sym, bar in bars.items():
+            last_close[sym] = bar[3]
+        if self.atr:
+            for sym, bar in bars.items():
+                atr = self.atr.get(sym)
+                if atr is not None:
+                    atr.update(bar[1], bar[2], bar[3])
+        pos = self.pos
+        if pos is None:
+            pos_value = 0.0
+        else:
+            pos_value = pos.qty * last_close.get(pos.symbol, pos.entry_price)
+            if pos.stop_cid is not None and not pos.closing and self.risk.trailing_stop_pct > 0:
+                bar = bars.get(pos.symbol)
+                if bar is not None:
+                    self._trail(pos, bar[1])
+        cash = self.cash
+        equity = cash + pos_value
+        self.equity_now = equity
+        self._mark(ts, equity, cash, pos_value)
+        if self.limits.on:
+            self._risk_checks(equity)
+        if direction is not None and direction != self.last_dir:
+            self._decide(self.now, direction, tradable, reason)
+        if self._close_fills:
+            self.broker.on_close(ts, bars)  # type: ignore[attr-defined]
+        self._idle = (
+            self.pos is None
+            and not self.orders
+            and not self.limits.on
+            and not self.atr
+            and self.pending_open is None
+        )
+
+    def _mark(self, ts: pd.Timestamp | int, equity: float, cash: float, pos_value: float) -> None:
+        if self.keep_equity:
+            log = self.equity_log
+            log.ts.append(ts)
+            log.equity.append(equity)
+            log.cash.append(cash)
+            log.position_value.append(pos_value)
+        if self.journal_equity and self.journal is not None:
+            self.journal.equity(EquityPoint(self.now, equity, cash, pos_value))
+
+    def _new_session(self, session: int) -> None:
+        self.session = session
+        self.limits.day_start_equity = self.equity_now
+        if self.pos is not None and self.n_bars > 1:
+            self.pos.sessions += 1
+
+    def revise_bar(self, bars: Mapping[str, BarTuple]) -> None:
+        """The final values of the bar last stepped on (a daily bar decided before the close): the ATR
+        and the last close follow them, and the trailing stop takes the day's full high, as a backtest
+        of the same bars does (not on the entry day: that high may predate the entry). Nothing is
+        decided again."""
+        for sym, bar in bars.items():
+            self.last_close[sym] = bar[3]
+            atr = self.atr.get(sym)
+            if atr is not None:
+                atr.revise(bar[1], bar[2], bar[3])
+        pos = self.pos
+        if pos is None or pos.sessions < 2:
+            return
+        if pos.stop_cid is not None and not pos.closing and self.risk.trailing_stop_pct:
+            bar = bars.get(pos.symbol)
+            if bar is not None:
+                self._trail(pos, bar[1])
+
+    def quiet_marks(self, tape: Tape, a: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return quiet.quiet_marks(self, tape, a, f)
+
+    def advance(self, tape: Tape, a: int, f: int) -> None:
+        """Bars a..f-1 of `tape`, on which nothing can happen, at once (`bot/execution/quiet.py`)."""
+        quiet.advance(self, tape, a, f)
+
+    def _trail(self, pos: Position, high: float) -> None:
+        new = stops.trailed_stop(self.risk, pos.stop, high)
+        if new is None or pos.stop is None or new <= pos.stop * (1 + 1e-12):
+            return
+        pos.stop = new
+        self.protect(pos, self.now, only=Intent.STOP, why="trailing stop raised")
+
+    def _risk_checks(self, equity: float) -> None:
+        pos = self.pos
+        held = pos.sessions if pos is not None else None
+        for hit in self.limits.check(equity, self.session, held, pos is not None and pos.closing):
+            if hit.action == "max_hold":
+                self.verdict("exit", hit.reason, symbol=pos.symbol)  # type: ignore[union-attr]
+                self.close(pos, ExitReason.MAX_HOLD, "max hold reached")  # type: ignore[arg-type]
+            elif hit.action == "unlock":
+                self.verdict("unlock", hit.reason)
+            elif hit.action == "lock":
+                self.verdict("lock", hit.reason, **hit.details)
+                self.flatten("daily loss limit")
+            else:  # kill: remembered in the journal, so a restart stays locked until `soxbot rearm`
+                if self.journal is not None:
+                    self.journal.set_state(KILL_KEY, f"{self.now}: {hit.reason}")
+                self.verdict(
+                    "kill", hit.reason + "; flatten and stay locked until `soxbot rearm`", **hit.details
+                )
+                self.flatten("max drawdown kill switch")
+
+    # -- decisions ---------------------------------------------------------------------------
+    def _decide(self, ts: pd.Timestamp, d: int, tradable: bool, reason: str) -> None:
+        prev = self.last_dir
+        self.last_dir = d
+        if prev is not None and d == prev:
+            return
+        target = self.bull if d > 0 else self.bear if d < 0 else ""
+        pos = self.pos
+        if pos is not None and pos.symbol != target and not pos.closing:
+            self.close(pos, ExitReason.SIGNAL, f"direction {prev} -> {d}: {reason}")
+        self.pending_open = None
+        if not target or (pos is not None and pos.symbol == target and not pos.closing):
+            return
+        why_not = self.locked or (None if tradable else "bar not tradable (follows a data gap)")
+        if why_not:
+            self.verdict("block", f"no entry into {target}: {why_not}", direction=d)
+            return
+        if self.pos is not None:  # closing: open once the close has filled (never hold both)
+            self.pending_open = PendingOpen(target, ts, reason)
+            return
+        self._open(target, ts, reason, self.last_close.get(target))
+
+    def _open(self, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_price: float | None) -> None:
+        if ref_price is None or not ref_price > 0:
+            self.verdict("block", f"no entry into {symbol}: no price yet")
+            return
+        atr = self.atr[symbol].value if self.atr else None
+        stop_est = stops.estimated_stop(self.risk, ref_price, atr)
+        equity = self.equity_now
+        qty = position_qty(self.risk, equity, self.cash, ref_price, stop_est)
+        if qty <= 0:
+            self.verdict(
+                "block",
+                f"no entry into {symbol}: size is 0",
+                equity=round(equity, 2),
+                cash=round(self.cash, 2),
+                price=ref_price,
+            )
+            return
+        if self.journal is not None or self.on_event is not None:  # its text only when someone reads it
+            self.verdict(
+                "allow",
+                f"enter {symbol}: {self.risk.sizing} qty {qty:g} at ~{ref_price:.4g}",
+                qty=qty,
+                stop=stop_est,
+            )
+        cid = self.desk.cid(symbol, signal_ts, Intent.OPEN)
+        self.desk.send(
+            OrderIntent(cid, self.now, symbol, Side.BUY, qty, OrderType.MARKET, Intent.OPEN, reason)  # type: ignore[arg-type]
+        )
+
+    # -- broker callbacks --------------------------------------------------------------------
+    def _on_fill(self, f: OrderFilled) -> None:
+        if isinstance(f.ts, int):
+            f = dataclasses.replace(f, ts=self.stamp(f.ts))
+        if self.journal is not None:
+            self.journal.fill(f)
+            self.journal.order_status(f.client_order_id, "filled")
+        intent = self.orders.get(f.client_order_id)
+        if not f.partial:
+            self.orders.pop(f.client_order_id, None)
+        if self.on_event is not None:
+            self.on_event("fill", {"fill": f})
+        if f.side is Side.BUY:
+            self.cash -= f.qty * f.price + f.commission
+            self._on_entry(f, intent)
+        else:
+            self.cash += f.qty * f.price - f.commission
+            self._on_exit(f, intent)
+
+    def _on_entry(self, f: OrderFilled, intent: OrderIntent | None) -> None:
+        pos = self.pos
+        if pos is not None and pos.symbol == f.symbol:  # a further partial fill of the same entry
+            total = pos.qty + f.qty
+            pos.entry_price = (pos.entry_price * pos.qty + f.price * f.qty) / total
+            pos.qty = total
+            pos.entry_commission += f.commission
+            self.protect(pos, f.ts)  # resize the protective orders to the whole position
+            return
+        signal_ts = intent.ts if intent is not None else f.ts
+        pos = Position(f.symbol, f.qty, f.price, f.ts, signal_ts, f.commission)
+        self.pos = pos
+        atr = self.atr[f.symbol].value if self.atr else None
+        pos.stop = stops.initial_stop(self.risk, f.price, atr)
+        pos.take_profit = stops.take_profit(self.risk, f.price)
+        self.protect(pos, f.ts)
+
+    def _on_exit(self, f: OrderFilled, intent: OrderIntent | None) -> None:
+        pos = self.pos
+        if pos is None or pos.symbol != f.symbol:
+            self.verdict(
+                "alert", f"sell fill for {f.symbol} with no position in the engine", cid=f.client_order_id
+            )
+            return
+        pos.exit_qty += f.qty
+        pos.exit_value += f.qty * f.price
+        pos.exit_commission += f.commission
+        pos.qty -= f.qty
+        if pos.qty > 1e-9:
+            return
+        reason = intent.exit_reason if intent is not None and intent.exit_reason else ExitReason.SIGNAL
+        self.desk.cancel_other_leg(pos, f.client_order_id)
+        exit_price = pos.exit_value / pos.exit_qty
+        pnl = pos.exit_value - pos.exit_qty * pos.entry_price - pos.entry_commission - pos.exit_commission
+        self.trades.append(
+            Trade(
+                pos.symbol,
+                "long",
+                pos.exit_qty,
+                pos.entry_time,
+                pos.entry_price,
+                f.ts,
+                exit_price,
+                pnl,
+                reason,
+            )
+        )
+        self.pos = None
+        self.last_close[f.symbol] = self.last_close.get(f.symbol, f.price)
+        p = self.pending_open
+        if p is not None:
+            self.pending_open = None
+            bar = self._bars.get(p.symbol)
+            ref = bar[3 if self._close_fills else 0] if bar is not None else self.last_close.get(p.symbol)
+            self._open(p.symbol, p.signal_ts, p.reason, ref)
+
+    def _on_update(self, u: OrderRejected | OrderCanceled) -> None:
+        if isinstance(u.ts, int):
+            u = dataclasses.replace(u, ts=self.stamp(u.ts))
+        status = "rejected" if isinstance(u, OrderRejected) else "canceled"
+        if self.journal is not None:
+            self.journal.order_status(u.client_order_id, status, detail=u.reason)
+        intent = self.orders.pop(u.client_order_id, None)
+        self._emit(status, update=u)
+        exits.after_update(self, intent, u)
+
+    # -- end ---------------------------------------------------------------------------------
+    def finish(self, ts: pd.Timestamp) -> None:
+        """End of a backtest: close an open position at the last close (`end_of_data`)."""
+        pos = self.pos
+        if pos is None:
+            return
+        if not pos.closing:
+            self.close(pos, ExitReason.END_OF_DATA, "end of data")
+        else:
+            self.desk.mark_end_of_data(pos.symbol)
+        px = self.last_close.get(pos.symbol, pos.entry_price)
+        self.broker.on_bar(ts, {pos.symbol: (px, px, px, px)})
+        if self.pos is None and self.equity_log.ts:
+            self.equity_log.cash[-1] = self.cash
+            self.equity_log.equity[-1] = self.cash
+            self.equity_log.position_value[-1] = 0.0
+
+    def rearm(self) -> None:
+        self.limits.rearm()
+        if self.journal is not None:
+            self.journal.set_state(KILL_KEY, "")

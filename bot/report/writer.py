@@ -1,0 +1,95 @@
+"""Run a backtest and write its files: trades.csv, equity.csv, summary.json, report.html, journal.db."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bot.core.config import Settings
+from bot.journal.journal import Journal
+from bot.run.backtest import run_backtest, set_id_for
+from bot.signals.strategy import Strategy
+
+
+def _clean(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_clean(v) for v in x]
+    return x
+
+
+def write_outputs(
+    cfg: Settings,
+    strategies: Sequence[Strategy],
+    bars: dict[str, pd.DataFrame],
+    out: Path,
+    synthetic: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
+    from bot.data.calendar import bars_per_year
+    from bot.report.metrics import summarize
+    from bot.report.report import write_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    jpath = out / "journal.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(jpath) + suffix).unlink(missing_ok=True)
+    journal = Journal(jpath, buffered=True)
+    journal.start_run("backtest", set_id_for(cfg), json.loads(cfg.model_dump_json()), synthetic)
+    result = run_backtest(cfg, strategies, bars, journal, progress=progress)
+    journal.end_run("ok")
+    journal.close()
+
+    sig = bars[cfg.universe.signal]
+    result.trades.to_csv(out / "trades.csv", index=False)
+    eq = result.equity.copy()
+    eq.index.name = "timestamp"
+    eq.to_csv(out / "equity.csv")
+    summary = summarize(
+        eq, result.trades, sig["close"], bars_per_year(cfg.data.timeframe), cfg.broker.starting_cash
+    )
+    summary["run"] = {
+        "signal": cfg.universe.signal,
+        "bull": cfg.universe.bull,
+        "bear": cfg.universe.bear,
+        "strategies": [repr(s) for s in strategies],
+        "combine": cfg.combine.mode,
+        "data": cfg.data.source,
+        "synthetic": synthetic,
+        "timeframe": cfg.data.timeframe,
+        "engine_seconds": round(result.seconds, 4),
+        "bars_per_second": round(len(sig) / result.seconds) if result.seconds > 0 else None,
+    }
+    summary = _clean(summary)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    uni = cfg.universe
+    panels: dict[str, str] = {}
+    for s in strategies:
+        panels.update(s.panels)
+    indicators = result.signals.indicators()
+    write_report(
+        out / "report.html",
+        title=f"soxbot backtest: {uni.signal} signal -> {uni.bull or '-'} / {uni.bear or '-'}",
+        bars=sig,
+        indicators=indicators,
+        panels=panels,
+        trades=result.trades,
+        equity=eq,
+        benchmark_close=sig["close"],
+        summary=summary,
+        synthetic=synthetic,
+        bear=cfg.universe.bear,
+        notes=[
+            f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
+            f"risk: {cfg.risk.model_dump()}",
+        ],
+    )
+    return summary

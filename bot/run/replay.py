@@ -1,0 +1,151 @@
+"""The replay driver behind `soxbot run` on the offline default: bars replayed on an accelerated
+clock into the same engine, through the live (trailing-window) signal path and the paper broker.
+
+Each bar: validate it (a bad bar is rejected and logged, and no decision is made on it), push it
+into the trailing window, step the engine, journal every strategy's signal, and log one readable
+line with the decision, the risk verdicts, orders, fills and equity. SIGINT/SIGTERM stop it after the
+current bar; the journal is flushed and the run marked stopped.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+
+from bot.broker.base import Broker
+from bot.core.config import Settings
+from bot.core.log import get
+from bot.data.quality import check_bar
+from bot.execution.engine import Engine
+from bot.journal.journal import Journal
+from bot.run.backtest import session_labels, set_id_for
+from bot.signals.live import TrailingSignals
+from bot.signals.strategy import Strategy
+
+
+def _fmt_event(kind: str, data: dict[str, Any]) -> str:
+    if kind == "order":
+        o = data["order"]
+        px = (
+            f" @ {o.stop_price:.4g}" if o.stop_price else (f" @ {o.limit_price:.4g}" if o.limit_price else "")
+        )
+        return f"ORDER {o.side.value.upper()} {o.qty:g} {o.symbol} {o.type.value}{px} [{o.client_order_id}]"
+    if kind == "fill":
+        f = data["fill"]
+        return f"FILL {f.side.value.upper()} {f.qty:g} {f.symbol} @ {f.price:.4f} [{f.client_order_id}]"
+    if kind == "risk":
+        return f"RISK {data['action']}: {data['reason']}"
+    if kind in ("rejected", "canceled"):
+        u = data["update"]
+        return f"{kind.upper()} {u.client_order_id} {getattr(u, 'reason', '')}".rstrip()
+    return kind
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM; the loop finishes the current bar and exits cleanly."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: self.event.set())
+
+
+def run_replay(
+    cfg: Settings,
+    strategies: Sequence[Strategy],
+    bars: dict[str, pd.DataFrame],
+    broker: Broker,
+    journal: Journal,
+    window: int,
+    stop: StopFlag | None = None,
+    synthetic: bool = False,
+) -> Engine:
+    log = get("soxbot.run")
+    uni = cfg.universe
+    events: list[str] = []
+    engine = Engine(
+        cfg,
+        set_id_for(cfg),
+        broker,
+        journal,
+        on_event=lambda k, d: events.append(_fmt_event(k, d)),
+        keep_equity=False,
+    )
+    live = TrailingSignals(cfg, strategies, window)
+    sig = bars[uni.signal]
+    idx = sig.index
+    sessions = session_labels(idx)
+    traded = {s: bars[s] for s in uni.traded}
+    delay = 1.0 / cfg.run.speed
+    limit = cfg.run.max_bars or len(idx)
+    label = " [SYNTHETIC]" if synthetic else ""
+    log.info(
+        "replay start",
+        signal=uni.signal,
+        bull=uni.bull or "-",
+        bear=uni.bear or "-",
+        bars=min(limit, len(idx)),
+        speed=f"{cfg.run.speed:g} bars/s",
+        window=window,
+        data=cfg.data.source + label,
+    )
+    prev_ts: pd.Timestamp | None = None
+    next_tick = time.monotonic()
+    rows = sig[["open", "high", "low", "close", "volume"]].itertuples(index=True, name=None)
+    for i, (ts, o, h, lo, c, v) in enumerate(rows):
+        if i >= limit or (stop is not None and stop.event.is_set()):
+            break
+        bars_i = {}
+        for sym, df in traded.items():
+            if ts in df.index:
+                r = df.loc[ts]
+                if check_bar(sym, ts, r.open, r.high, r.low, r.close, r.volume, None) is None:
+                    bars_i[sym] = (float(r.open), float(r.high), float(r.low), float(r.close))
+        bad = check_bar(uni.signal, ts, o, h, lo, c, v, prev_ts)
+        events.clear()
+        if bad is not None:
+            log.warning("bad bar rejected", symbol=uni.signal, ts=str(ts), reason=bad)
+            engine.step(ts, sessions[i], bars_i, None)
+        else:
+            prev_ts = ts
+            dec = live.push(ts, o, h, lo, c, v)
+            tradable = bool(sig["tradable"].iat[i]) if "tradable" in sig else True
+            for name, (d, why, vals) in dec.per_strategy.items():
+                journal.signal(ts, uni.signal, name, d, why, vals)
+            journal.signal(
+                ts, uni.signal, "combined", 0 if dec.direction is None else dec.direction, dec.reason
+            )
+            engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason)
+            pos = engine.pos
+            log.info(
+                "bar" + label,
+                ts=str(ts.date()) if ts.tzinfo is None and ts == ts.normalize() else str(ts),
+                close=round(float(c), 2),
+                signal="warm-up" if dec.direction is None else f"{dec.direction:+d}",
+                why=dec.reason if dec.direction is not None else f"{live.count}/{live.warmup + 1} bars",
+                pos=f"{pos.qty:g} {pos.symbol}" if pos else "flat",
+                equity=round(engine.equity_now, 2),
+                **({"actions": " | ".join(events)} if events else {}),
+            )
+        next_tick += delay
+        pause = next_tick - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        else:
+            next_tick = time.monotonic()
+    log.info(
+        "replay end",
+        bars=engine.n_bars,
+        trades=len(engine.trades),
+        equity=round(engine.equity_now, 2),
+        position=f"{engine.pos.qty:g} {engine.pos.symbol}" if engine.pos else "flat",
+    )
+    return engine
