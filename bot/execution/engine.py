@@ -34,21 +34,19 @@ from bot.core.events import (
     Intent,
     OrderCanceled,
     OrderFilled,
-    OrderIntent,
     OrderRejected,
-    OrderType,
     RiskVerdict,
     Side,
     Trade,
 )
-from bot.execution import exits, quiet
+from bot.execution import book, exits, quiet
+from bot.execution.decide import decide
 from bot.execution.equity import EquityLog
 from bot.execution.orders import OrderDesk
 from bot.execution.position import PendingOpen, Position
 from bot.journal.journal import Journal
 from bot.risk import stops
 from bot.risk.limits import AccountLimits
-from bot.risk.sizing import position_qty
 
 if TYPE_CHECKING:
     from bot.data.tape import Tape
@@ -233,7 +231,7 @@ class Engine:
         if self.limits.on:
             self._risk_checks(equity)
         if direction is not None and direction != self.last_dir:
-            self._decide(self.now, direction, tradable, reason)
+            decide(self, self.now, direction, tradable, reason)
         if self._close_fills:
             self.broker.on_close(ts, bars)  # type: ignore[attr-defined]
         self._idle = (
@@ -312,57 +310,6 @@ class Engine:
                 )
                 self.flatten("max drawdown kill switch")
 
-    # -- decisions ---------------------------------------------------------------------------
-    def _decide(self, ts: pd.Timestamp, d: int, tradable: bool, reason: str) -> None:
-        prev = self.last_dir
-        self.last_dir = d
-        if prev is not None and d == prev:
-            return
-        target = self.bull if d > 0 else self.bear if d < 0 else ""
-        pos = self.pos
-        if pos is not None and pos.symbol != target and not pos.closing:
-            self.close(pos, ExitReason.SIGNAL, f"direction {prev} -> {d}: {reason}")
-        self.pending_open = None
-        if not target or (pos is not None and pos.symbol == target and not pos.closing):
-            return
-        why_not = self.locked or (None if tradable else "bar not tradable (follows a data gap)")
-        if why_not:
-            self.verdict("block", f"no entry into {target}: {why_not}", direction=d)
-            return
-        if self.pos is not None:  # closing: open once the close has filled (never hold both)
-            self.pending_open = PendingOpen(target, ts, reason)
-            return
-        self._open(target, ts, reason, self.last_close.get(target))
-
-    def _open(self, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_price: float | None) -> None:
-        if ref_price is None or not ref_price > 0:
-            self.verdict("block", f"no entry into {symbol}: no price yet")
-            return
-        atr = self.atr[symbol].value if self.atr else None
-        stop_est = stops.estimated_stop(self.risk, ref_price, atr)
-        equity = self.equity_now
-        qty = position_qty(self.risk, equity, self.cash, ref_price, stop_est)
-        if qty <= 0:
-            self.verdict(
-                "block",
-                f"no entry into {symbol}: size is 0",
-                equity=round(equity, 2),
-                cash=round(self.cash, 2),
-                price=ref_price,
-            )
-            return
-        if self.journal is not None or self.on_event is not None:  # its text only when someone reads it
-            self.verdict(
-                "allow",
-                f"enter {symbol}: {self.risk.sizing} qty {qty:g} at ~{ref_price:.4g}",
-                qty=qty,
-                stop=stop_est,
-            )
-        cid = self.desk.cid(symbol, signal_ts, Intent.OPEN)
-        self.desk.send(
-            OrderIntent(cid, self.now, symbol, Side.BUY, qty, OrderType.MARKET, Intent.OPEN, reason)  # type: ignore[arg-type]
-        )
-
     # -- broker callbacks --------------------------------------------------------------------
     def _on_fill(self, f: OrderFilled) -> None:
         if isinstance(f.ts, int):
@@ -377,66 +324,10 @@ class Engine:
             self.on_event("fill", {"fill": f})
         if f.side is Side.BUY:
             self.cash -= f.qty * f.price + f.commission
-            self._on_entry(f, intent)
+            book.entry_filled(self, f, intent)
         else:
             self.cash += f.qty * f.price - f.commission
-            self._on_exit(f, intent)
-
-    def _on_entry(self, f: OrderFilled, intent: OrderIntent | None) -> None:
-        pos = self.pos
-        if pos is not None and pos.symbol == f.symbol:  # a further partial fill of the same entry
-            total = pos.qty + f.qty
-            pos.entry_price = (pos.entry_price * pos.qty + f.price * f.qty) / total
-            pos.qty = total
-            pos.entry_commission += f.commission
-            self.protect(pos, f.ts)  # resize the protective orders to the whole position
-            return
-        signal_ts = intent.ts if intent is not None else f.ts
-        pos = Position(f.symbol, f.qty, f.price, f.ts, signal_ts, f.commission)
-        self.pos = pos
-        atr = self.atr[f.symbol].value if self.atr else None
-        pos.stop = stops.initial_stop(self.risk, f.price, atr)
-        pos.take_profit = stops.take_profit(self.risk, f.price)
-        self.protect(pos, f.ts)
-
-    def _on_exit(self, f: OrderFilled, intent: OrderIntent | None) -> None:
-        pos = self.pos
-        if pos is None or pos.symbol != f.symbol:
-            self.verdict(
-                "alert", f"sell fill for {f.symbol} with no position in the engine", cid=f.client_order_id
-            )
-            return
-        pos.exit_qty += f.qty
-        pos.exit_value += f.qty * f.price
-        pos.exit_commission += f.commission
-        pos.qty -= f.qty
-        if pos.qty > 1e-9:
-            return
-        reason = intent.exit_reason if intent is not None and intent.exit_reason else ExitReason.SIGNAL
-        self.desk.cancel_other_leg(pos, f.client_order_id)
-        exit_price = pos.exit_value / pos.exit_qty
-        pnl = pos.exit_value - pos.exit_qty * pos.entry_price - pos.entry_commission - pos.exit_commission
-        self.trades.append(
-            Trade(
-                pos.symbol,
-                "long",
-                pos.exit_qty,
-                pos.entry_time,
-                pos.entry_price,
-                f.ts,
-                exit_price,
-                pnl,
-                reason,
-            )
-        )
-        self.pos = None
-        self.last_close[f.symbol] = self.last_close.get(f.symbol, f.price)
-        p = self.pending_open
-        if p is not None:
-            self.pending_open = None
-            bar = self._bars.get(p.symbol)
-            ref = bar[3 if self._close_fills else 0] if bar is not None else self.last_close.get(p.symbol)
-            self._open(p.symbol, p.signal_ts, p.reason, ref)
+            book.exit_filled(self, f, intent)
 
     def _on_update(self, u: OrderRejected | OrderCanceled) -> None:
         if isinstance(u.ts, int):

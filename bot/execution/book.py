@@ -1,0 +1,72 @@
+"""The position's books: what an entry or exit fill does to it. An entry creates the position (or
+grows it on a further partial fill) and places its protective orders; the last exit fill records the
+trade, cancels the other protective leg and opens a pending entry.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.core.events import ExitReason, OrderFilled, OrderIntent, Trade
+from bot.execution.decide import open_
+from bot.execution.position import Position
+from bot.risk import stops
+
+if TYPE_CHECKING:
+    from bot.execution.engine import Engine
+
+
+def entry_filled(e: Engine, f: OrderFilled, intent: OrderIntent | None) -> None:
+    pos = e.pos
+    if pos is not None and pos.symbol == f.symbol:  # a further partial fill of the same entry
+        total = pos.qty + f.qty
+        pos.entry_price = (pos.entry_price * pos.qty + f.price * f.qty) / total
+        pos.qty = total
+        pos.entry_commission += f.commission
+        e.protect(pos, f.ts)  # resize the protective orders to the whole position
+        return
+    signal_ts = intent.ts if intent is not None else f.ts
+    pos = Position(f.symbol, f.qty, f.price, f.ts, signal_ts, f.commission)
+    e.pos = pos
+    atr = e.atr[f.symbol].value if e.atr else None
+    pos.stop = stops.initial_stop(e.risk, f.price, atr)
+    pos.take_profit = stops.take_profit(e.risk, f.price)
+    e.protect(pos, f.ts)
+
+
+def exit_filled(e: Engine, f: OrderFilled, intent: OrderIntent | None) -> None:
+    pos = e.pos
+    if pos is None or pos.symbol != f.symbol:
+        e.verdict("alert", f"sell fill for {f.symbol} with no position in the engine", cid=f.client_order_id)
+        return
+    pos.exit_qty += f.qty
+    pos.exit_value += f.qty * f.price
+    pos.exit_commission += f.commission
+    pos.qty -= f.qty
+    if pos.qty > 1e-9:
+        return
+    reason = intent.exit_reason if intent is not None and intent.exit_reason else ExitReason.SIGNAL
+    e.desk.cancel_other_leg(pos, f.client_order_id)
+    exit_price = pos.exit_value / pos.exit_qty
+    pnl = pos.exit_value - pos.exit_qty * pos.entry_price - pos.entry_commission - pos.exit_commission
+    e.trades.append(
+        Trade(
+            pos.symbol,
+            "long",
+            pos.exit_qty,
+            pos.entry_time,
+            pos.entry_price,
+            f.ts,
+            exit_price,
+            pnl,
+            reason,
+        )
+    )
+    e.pos = None
+    e.last_close[f.symbol] = e.last_close.get(f.symbol, f.price)
+    p = e.pending_open
+    if p is not None:
+        e.pending_open = None
+        bar = e._bars.get(p.symbol)
+        ref = bar[3 if e._close_fills else 0] if bar is not None else e.last_close.get(p.symbol)
+        open_(p.symbol, p.signal_ts, p.reason, ref)

@@ -1,0 +1,71 @@
+"""Turning a new direction into orders: close what is held if it is not the target, then open the
+target (bull on +1, bear on -1, nothing on 0) once the close has filled, so both are never held at
+once. Entries are blocked while a lock is on, on bars flagged not tradable and when the size is 0;
+each block is journaled with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from bot.core.events import ExitReason, Intent, OrderIntent, OrderType, Side
+from bot.execution.position import PendingOpen
+from bot.risk import stops
+from bot.risk.sizing import position_qty
+
+if TYPE_CHECKING:
+    from bot.execution.engine import Engine
+
+
+def decide(e: Engine, ts: pd.Timestamp, d: int, tradable: bool, reason: str) -> None:
+    prev = e.last_dir
+    e.last_dir = d
+    if prev is not None and d == prev:
+        return
+    target = e.bull if d > 0 else e.bear if d < 0 else ""
+    pos = e.pos
+    if pos is not None and pos.symbol != target and not pos.closing:
+        e.close(pos, ExitReason.SIGNAL, f"direction {prev} -> {d}: {reason}")
+    e.pending_open = None
+    if not target or (pos is not None and pos.symbol == target and not pos.closing):
+        return
+    why_not = e.locked or (None if tradable else "bar not tradable (follows a data gap)")
+    if why_not:
+        e.verdict("block", f"no entry into {target}: {why_not}", direction=d)
+        return
+    if e.pos is not None:  # closing: open once the close has filled (never hold both)
+        e.pending_open = PendingOpen(target, ts, reason)
+        return
+    open_(target, ts, reason, e.last_close.get(target))
+
+
+def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_price: float | None) -> None:
+    if ref_price is None or not ref_price > 0:
+        e.verdict("block", f"no entry into {symbol}: no price yet")
+        return
+    atr = e.atr[symbol].value if e.atr else None
+    stop_est = stops.estimated_stop(e.risk, ref_price, atr)
+    equity = e.equity_now
+    qty = position_qty(e.risk, equity, e.cash, ref_price, stop_est)
+    if qty <= 0:
+        e.verdict(
+            "block",
+            f"no entry into {symbol}: size is 0",
+            equity=round(equity, 2),
+            cash=round(e.cash, 2),
+            price=ref_price,
+        )
+        return
+    if e.journal is not None or e.on_event is not None:  # its text only when someone reads it
+        e.verdict(
+            "allow",
+            f"enter {symbol}: {e.risk.sizing} qty {qty:g} at ~{ref_price:.4g}",
+            qty=qty,
+            stop=stop_est,
+        )
+    cid = e.desk.cid(symbol, signal_ts, Intent.OPEN)
+    e.desk.send(
+        OrderIntent(cid, e.now, symbol, Side.BUY, qty, OrderType.MARKET, Intent.OPEN, reason)  # type: ignore[arg-type]
+    )
