@@ -167,7 +167,7 @@ def journal_rows(path: Path, sql: str) -> list[tuple]:
 
 @contextmanager
 def bot_process(tmp: Path, cfg: Path) -> Iterator[subprocess.Popen]:
-    """`soxbot run --config cfg` as a process, its output in tmp/bot.core.log; at the end it gets SIGTERM
+    """`soxbot run --config cfg` as a process, its output in tmp/bot.log; at the end it gets SIGTERM
     and must exit 0 (a clean stop leaves the broker-side stops and flushes the journal)."""
     log = tmp / "bot.log"
     with log.open("w+") as out:
