@@ -38,7 +38,7 @@ def decide(e: Engine, ts: pd.Timestamp, d: int, tradable: bool, reason: str) -> 
     if e.pos is not None:  # closing: open once the close has filled (never hold both)
         e.pending_open = PendingOpen(target, ts, reason)
         return
-    open_(target, ts, reason, e.last_close.get(target))
+    open_(e, target, ts, reason, e.last_close.get(target))
 
 
 def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_price: float | None) -> None:
