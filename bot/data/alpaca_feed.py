@@ -1,11 +1,12 @@
 """Bars from Alpaca's market-data API (`[data] source = "alpaca"`), cached on disk.
 
 History comes through alpaca-py's StockHistoricalDataClient (it follows `next_page_token`), split-
-and dividend-adjusted (`adjustment=all`), from the configured feed. Frames come out in the data
-files' format (daily: naive session dates; intraday: New York bar starts), so the same bad-bar rules
-apply. Fetched bars are cached under `cache_dir/<host>/<feed>/{SYMBOL}_{TF}.csv` with the covered
-range beside them, so a restart only asks for what it does not have; the host is part of the path so
-bars from `soxbot sandbox` never mix with Alpaca's. Only completed bars are returned or cached.
+and dividend-adjusted (`adjustment=all`; `soxbot data download` may pick another), from the
+configured feed. Frames come out in the data files' format (daily: naive session dates; intraday:
+New York bar starts), so the same bad-bar rules apply. Fetched bars are cached under
+`cache_dir/<host>/<feed>/{SYMBOL}_{TF}.csv` with the covered range beside them, so a restart only
+asks for what it does not have; the host is part of the path so bars from `soxbot sandbox` never mix
+with Alpaca's. Only completed bars are returned or cached.
 
 Alpaca has no index data: ^SOX comes from files; SOXX or SMH stand in live.
 """
@@ -13,6 +14,7 @@ Alpaca has no index data: ^SOX comes from files; SOXX or SMH stand in live.
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,7 @@ _TF = {
     "1m": TimeFrame(1, TimeFrameUnit.Minute),
 }
 RECENT_SIP = "recent SIP"
+ADJUSTMENTS = ("raw", "split", "dividend", "all")
 
 log = get("soxbot.data.alpaca")
 
@@ -117,7 +120,10 @@ class AlpacaBars:
         secret: str | None = None,
         timeout: float = 20.0,
         backoff: tuple[float, ...] = (0.3, 1.0, 2.0, 4.0),
+        adjustment: str = "all",
     ) -> None:
+        if adjustment not in ADJUSTMENTS:
+            raise DataError(f"adjustment must be one of {', '.join(ADJUSTMENTS)}, got {adjustment!r}")
         if not key or not secret:
             key, secret = env_keys()
         if not key or not secret:
@@ -131,7 +137,10 @@ class AlpacaBars:
             StockHistoricalDataClient(key, secret, raw_data=True, url_override=cfg.base_url), timeout
         )
         host = urlparse(cfg.base_url).netloc.replace(":", "_") or "alpaca"
-        self.cache = Path(cfg.cache_dir) / host / cfg.feed
+        # bars on another price basis must never share the cache with the default (`all`) ones
+        basis = cfg.feed if adjustment == "all" else f"{cfg.feed}-{adjustment}"
+        self.cache = Path(cfg.cache_dir) / host / basis
+        self.adjustment = Adjustment(adjustment)
         self.backoff = backoff
         self.requests = 0
 
@@ -142,7 +151,7 @@ class AlpacaBars:
             timeframe=tf,
             start=start.floor("us").to_pydatetime(),
             end=end.floor("us").to_pydatetime(),
-            adjustment=Adjustment.ALL,
+            adjustment=self.adjustment,
             feed=DataFeed(self.cfg.feed),
         )
         for i in range(len(self.backoff) + 1):
@@ -157,9 +166,12 @@ class AlpacaBars:
             except OSError as exc:  # requests' timeouts and connection errors are OSErrors
                 err = exc
             if i < len(self.backoff):
-                log.warning("bars request failed; retrying", error=str(err)[:200], wait=self.backoff[i])
+                log.warning("bars request failed; retrying", error=_why(err), wait=self.backoff[i])
                 time.sleep(self.backoff[i])
-        raise DataError(f"Alpaca market data did not answer ({self.cfg.base_url}): {err}")
+        raise DataError(
+            f"Alpaca market data did not answer at {self.cfg.base_url} ({_why(err)}): "
+            "check [data] base_url and the network."
+        )
 
     def fetch(
         self, symbols: list[str], start: pd.Timestamp, end: pd.Timestamp, timeframe: str | None = None
@@ -185,7 +197,7 @@ class AlpacaBars:
                     if later > start
                     else {s: _frame([], tf) for s in symbols}
                 )
-            raise DataError(f"Alpaca market data refused the request: {exc}") from exc
+            raise DataError(_refusal(exc)) from exc
         return {s: _frame(raw.get(s, []), tf) for s in symbols}
 
     # -- cache -----------------------------------------------------------------------------------------
@@ -274,6 +286,31 @@ class AlpacaBars:
             sel = [start <= _utc(_label_utc(t)) <= end for t in df.index] if len(df) else []
             out[s] = df[sel] if len(df) else df
         return out
+
+
+def _why(err: Exception) -> str:
+    """The useful words of a transport error (requests repeats the URL and the pool's internals)."""
+    text = str(err)
+    m = re.search(r"\[Errno -?\d+\] ([^'\")]+)", text)
+    if m:
+        return m.group(1).strip()
+    if "timed out" in text.lower():
+        return "timed out"
+    return text[:200]
+
+
+def _refusal(exc: APIError) -> str:
+    """An API refusal in one line, with the fix when it is the keys."""
+    try:
+        what = str(exc.message)
+    except (ValueError, KeyError, TypeError):  # not an Alpaca error body
+        what = str(exc)[:200]
+    if exc.status_code in (401, 403):
+        return (
+            f"Alpaca market data refused the keys ({exc.status_code} {what}): set APCA_API_KEY_ID and "
+            "APCA_API_SECRET_KEY (or [broker] api_key / secret_key) to a valid key pair."
+        )
+    return f"Alpaca market data refused the request ({exc.status_code} {what})."
 
 
 def _label_utc(t: pd.Timestamp) -> pd.Timestamp:
