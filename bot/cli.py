@@ -306,6 +306,11 @@ def rearm(
     typer.echo(f"kill switch lifted (was: {was})" if was else "kill switch was not on")
 
 
+from bot.run.data_cmd import app as data_app  # noqa: E402 - `soxbot data download|check`
+
+app.add_typer(data_app, name="data")
+
+
 def main() -> None:
     try:
         app()
