@@ -93,14 +93,18 @@ def test_download_writes_files_soxbot_loads_then_appends_only_the_new_bars(srv, 
         assert report.rejected == report.repaired == report.counts["missing_bars"] == 0
 
 
-def test_a_later_end_appends_up_to_that_day_only(url, tmp_path):
+def test_a_later_end_appends_up_to_that_day_and_an_earlier_start_extends_back(url, tmp_path):
     out = tmp_path / "bars"
     args = ("download", "--symbols", "BBB", "--dir", str(out))
-    assert soxbot(url, *args, "--start", "2024-01-01", "--end", "2024-03-28").returncode == 0
-    same(load_csv(out, "BBB", "1d"), BARS["BBB"].loc[:"2024-03-28"])
+    assert soxbot(url, *args, "--start", "2024-02-01", "--end", "2024-03-28").returncode == 0
+    same(load_csv(out, "BBB", "1d"), BARS["BBB"].loc["2024-02-01":"2024-03-28"])
     r = soxbot(url, *args, "--end", "2024-04-30")
     assert r.returncode == 0, r.stderr
     assert f"appended, +{len(BARS['BBB'].loc['2024-04-01':'2024-04-30'])} rows" in r.stdout
+    same(load_csv(out, "BBB", "1d"), BARS["BBB"].loc["2024-02-01":"2024-04-30"])
+    r = soxbot(url, *args, "--start", "2024-01-01", "--end", "2024-04-30")
+    assert r.returncode == 0, r.stderr
+    assert "rewritten" in r.stdout and "extended back to 2024-01-01" in r.stdout
     same(load_csv(out, "BBB", "1d"), BARS["BBB"].loc[:"2024-04-30"])
 
 
