@@ -11,9 +11,33 @@ import typer
 
 from bot.core.config import ConfigError, Settings, load_config
 
+# rich_markup_mode=None: help is plain text, so "[broker]" and "[journal] path" are printed as
+# written instead of being read (and dropped) as rich style tags.
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="soxbot: a trading bot for the semiconductor sector."
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="soxbot: a trading bot for the semiconductor sector.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"soxbot {version('soxbot')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    _show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """soxbot: a trading bot for the semiconductor sector."""
+
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
 
@@ -105,7 +129,8 @@ def sandbox(
 ) -> None:
     """Run the local Alpaca-compatible paper broker (trading + market data + streams) to rehearse offline.
 
-    Further options (--timeframe, --start, --symbols, --fault-*, ...) pass through; see --help-all."""
+    Further options (--timeframe, --start, --symbols, --fault-*, ...) pass through: `soxbot sandbox
+    --help-all` lists them all."""
     from bot.sandbox import main as sandbox_main
 
     argv = ["--host", host, "--port", str(port), "--speed", str(speed), "--seed", str(seed)]
@@ -117,7 +142,7 @@ def sandbox(
         argv += ["--secret", secret]
     extra = list(ctx.args)
     if "--help-all" in extra:
-        extra = ["--help"]
+        argv = []  # the full list, with defaults as the sandbox has them
     raise typer.Exit(sandbox_main(argv + extra))
 
 
