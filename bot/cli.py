@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from bot.core.config import ConfigError, Settings, load_config
 
@@ -43,20 +44,40 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML con
 
 
 def _load(config: Path | None, **overrides: object) -> Settings:
+    """The config file plus command-line overrides (`data__start="2021-01-04"` sets [data] start).
+
+    Each section's overrides are validated together, so `--start` and `--end` are checked against
+    each other and not one at a time against the file's values."""
     try:
         cfg = load_config(config)
-        for dotted, value in overrides.items():
-            if value is None:
-                continue
-            section, key = dotted.split("__")
-            setattr(getattr(cfg, section), key, value)
-        return cfg
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    except ValueError as exc:  # validate_assignment on an override
-        typer.echo(f"Invalid option: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise _fail(str(exc)) from exc
+    by_section: dict[str, dict[str, object]] = {}
+    for dotted, value in overrides.items():
+        if value is not None:
+            section, key = dotted.split("__")
+            by_section.setdefault(section, {})[key] = value
+    for section, values in by_section.items():
+        current = getattr(cfg, section)
+        try:
+            setattr(cfg, section, type(current).model_validate({**current.model_dump(), **values}))
+        except ValidationError as exc:
+            raise _fail(_option_error(exc, list(values))) from exc
+    return cfg
+
+
+def _option_error(exc: ValidationError, keys: list[str]) -> str:
+    """A pydantic error on command-line overrides, worded by option name, without pydantic's links."""
+
+    def opt(key: object) -> str:
+        return "--" + str(key).replace("_", "-")
+
+    lines = []
+    for err in exc.errors():
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        where = opt(err["loc"][0]) if err["loc"] else "/".join(map(opt, keys))  # a whole-section rule
+        lines.append(f"Invalid {where}: {msg}.")
+    return "\n".join(lines[:2])
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:

@@ -61,8 +61,18 @@ class DataConfig(_Section):
         try:
             dt.date.fromisoformat(v)
         except ValueError as exc:
-            raise ValueError(f"must be a date written YYYY-MM-DD, got {v!r}") from exc
+            raise ValueError(f"must be a date written YYYY-MM-DD (e.g. 2021-01-04), got {v!r}") from exc
         return v
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> DataConfig:
+        import datetime as dt
+
+        if self.start and self.end and dt.date.fromisoformat(self.start) > dt.date.fromisoformat(self.end):
+            raise ValueError(
+                f"start {self.start} is after end {self.end}: swap them (both dates are inclusive)"
+            )
+        return self
 
 
 class UniverseConfig(_Section):
