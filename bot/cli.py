@@ -41,9 +41,17 @@ def _main(
 
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+PluginPathOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--path",
+        help="Directory (or .py file) of strategy plugins outside the package; repeatable; "
+        "adds to [plugins] paths.",
+    ),
+]
 
 
-def _load(config: Path | None, **overrides: object) -> Settings:
+def _load(config: Path | None, plugin_paths: list[Path] | None = None, **overrides: object) -> Settings:
     """The config file plus command-line overrides (`data__start="2021-01-04"` sets [data] start).
 
     Each section's overrides are validated together, so `--start` and `--end` are checked against
@@ -63,7 +71,20 @@ def _load(config: Path | None, **overrides: object) -> Settings:
             setattr(cfg, section, type(current).model_validate({**current.model_dump(), **values}))
         except ValidationError as exc:
             raise _fail(_option_error(exc, list(values))) from exc
+    if plugin_paths:
+        from bot.core.config import resolve_paths
+
+        cfg.plugins.paths = [*cfg.plugins.paths, *resolve_paths(plugin_paths, Path.cwd())]
     return cfg
+
+
+def _plugin_paths(cfg: Settings) -> tuple[Path, ...]:
+    from bot.run.assemble import plugin_paths
+
+    try:
+        return plugin_paths(cfg)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
 
 
 def _option_error(exc: ValidationError, keys: list[str]) -> str:
@@ -93,6 +114,7 @@ def run(
     ] = False,
     max_bars: Annotated[int | None, typer.Option(help="Stop after this many bars.")] = None,
     speed: Annotated[float | None, typer.Option(help="Replay speed in bars per second.")] = None,
+    path: PluginPathOpt = None,
 ) -> None:
     """Run the bot. Offline default: synthetic bars replayed into the paper broker."""
     from bot.broker.sim import SimBroker
@@ -103,7 +125,7 @@ def run(
     from bot.run.replay import StopFlag, run_replay
     from bot.signals.window import live_window
 
-    cfg = _load(config, run__max_bars=max_bars, run__speed=speed)
+    cfg = _load(config, path, run__max_bars=max_bars, run__speed=speed)
     log.configure(cfg.run.log_format, cfg.run.log_level)
     if (cfg.broker.live or live) and not (cfg.broker.live and live):
         raise _fail(
@@ -177,6 +199,7 @@ def backtest(
     end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("backtest-out"),
     progress: Annotated[bool, typer.Option(help="Show a progress bar on long runs.")] = True,
+    path: PluginPathOpt = None,
 ) -> None:
     """Backtest the configured strategies; writes trades.csv, equity.csv, summary.json, report.html."""
     from bot.core import log
@@ -184,7 +207,7 @@ def backtest(
     from bot.report.writer import write_outputs
     from bot.run.assemble import build_strategies, load_market
 
-    cfg = _load(config, data__start=start, data__end=end)
+    cfg = _load(config, path, data__start=start, data__end=end)
     if data_dir is not None:
         cfg.data.source = "csv"
         cfg.data.dir = data_dir
@@ -212,15 +235,11 @@ def backtest(
 
 
 @app.command()
-def strategies(
-    path: Annotated[
-        list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")
-    ] = None,
-) -> None:
+def strategies(config: ConfigOpt = None, path: PluginPathOpt = None) -> None:
     """List the discovered strategy plugins with their parameters and defaults."""
     from bot.signals.plugins import available, describe_params
 
-    for name, cls in sorted(available(tuple(path or ())).items()):
+    for name, cls in sorted(available(_plugin_paths(_load(config, path))).items()):
         doc = (cls.__doc__ or "").strip().splitlines()
         typer.echo(f"{name}  ({cls.__module__}.{cls.__name__})  {doc[0] if doc else ''}")
         for pname, ptype, default, desc in describe_params(cls):
@@ -239,22 +258,37 @@ def new_strategy(
         path = scaffold(name, dest)
     except (PluginError, FileExistsError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(
-        f"wrote {path}\nnext: soxbot test-strategy {name}, then add it under [[strategies]] and backtest"
-    )
+    typer.echo(f"wrote {path}")
+    if _in_package(path):
+        typer.echo(f"next: soxbot test-strategy {name}, then add it under [[strategies]] and backtest")
+    else:
+        import shlex
+
+        where = shlex.quote(str(path.parent.resolve()))
+        typer.echo(
+            f"next: soxbot test-strategy {name} --path {where}\n"
+            f"then add it under [[strategies]] and the directory under [plugins] paths in your config "
+            f"(or pass --path {where} to run and backtest)"
+        )
+
+
+def _in_package(path: Path) -> bool:
+    """Whether `path` sits in the `strategies` package, where every command finds it unasked."""
+    from bot.signals.plugins import TEMPLATE_PATH
+
+    return path.resolve().parent == TEMPLATE_PATH.parent
 
 
 @app.command("test-strategy")
 def test_strategy(
     name: Annotated[str, typer.Argument(help="Plugin name.")],
-    path: Annotated[
-        list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")
-    ] = None,
+    config: ConfigOpt = None,
+    path: PluginPathOpt = None,
 ) -> None:
     """Check a plugin: defaults validate, output shape, warm-up, no look-ahead, live-window parity."""
     from bot.signals.plugin_check import check_plugin
 
-    problems = check_plugin(name, tuple(path or ()))
+    problems = check_plugin(name, _plugin_paths(_load(config, path)))
     if problems:
         for p in problems:
             typer.echo(f"FAIL {p}", err=True)

@@ -27,6 +27,8 @@ def _help(*args: str) -> str:
         ("status", ['[broker] kind = "alpaca"', "[journal] path"]),
         ("journal", ["[journal] path"]),
         ("rearm", ["[journal] path"]),
+        ("backtest", ["[plugins] paths"]),
+        ("test-strategy", ["[plugins] paths"]),
     ],
 )
 def test_help_keeps_bracketed_section_names(command: str, words: list[str]) -> None:
