@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -302,6 +303,9 @@ def journal(
     path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
     kind: Annotated[str, typer.Option(help="runs | signals | risk | orders | fills | equity")] = "orders",
     n: Annotated[int, typer.Option("-n", help="How many rows.")] = 20,
+    full: Annotated[
+        bool, typer.Option("--full", help="--kind runs: print each run's whole configuration as JSON.")
+    ] = False,
 ) -> None:
     """Show the latest journal entries."""
     import pandas as pd
@@ -317,8 +321,20 @@ def journal(
     j = Journal(p)
     order = "id" if kind == "runs" else "rowid"
     df = j.query(f"SELECT * FROM {kind} ORDER BY {order} DESC LIMIT ?", (n,)).iloc[::-1]
+    if df.empty:
+        typer.echo(f"(no {kind} yet)")
+        return
+    if kind == "runs":
+        from bot.journal import runs
+
+        if full:
+            typer.echo(runs.full(df))
+            return
+        df = runs.summary(df)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
-        typer.echo(df.to_string(index=False) if not df.empty else f"(no {kind} yet)")
+        typer.echo(df.to_string(index=False))
+    if kind == "runs":
+        typer.echo("(config: hash of the run's whole configuration; --full prints it)")
 
 
 @app.command()
@@ -334,8 +350,14 @@ def status(
     cfg = _load(config)
     p = path or cfg.journal.path
     broker = _alpaca_view(cfg) if cfg.broker.kind == "alpaca" else None
+    now, clock = None, None
+    if broker is not None:  # the bot lives on the broker's clock (the sandbox's, in a rehearsal)
+        try:
+            now, clock = broker.now(), f"the broker's ({cfg.broker.base_url})"
+        except Exception as exc:
+            typer.echo(f"(broker clock not read, showing wall-clock times: {type(exc).__name__})", err=True)
     try:
-        typer.echo(status_report(p, broker=broker))
+        typer.echo(status_report(p, broker=broker, now=now, clock=clock))
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from exc
 
@@ -348,6 +370,10 @@ class _AlpacaView:
 
     def positions(self) -> list[object]:
         return self.client.get_all_positions()  # type: ignore[attr-defined]
+
+    def now(self) -> dt.datetime:
+        """The broker's time (GET /v2/clock), tz-aware."""
+        return self.client.get_clock().timestamp  # type: ignore[attr-defined]
 
     def open_orders(self) -> list[object]:
         from alpaca.trading.enums import QueryOrderStatus

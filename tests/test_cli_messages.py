@@ -35,7 +35,7 @@ def assert_user_error(r: subprocess.CompletedProcess, *needles: str) -> str:
     """Exit 2, no traceback, and a short message holding every needle; returns the message."""
     out = r.stdout + r.stderr
     assert r.returncode == 2, out[-3000:]
-    assert "Traceback" not in out and "File \"" not in out, out[-3000:]
+    assert "Traceback" not in out and 'File "' not in out, out[-3000:]
     assert "errors.pydantic.dev" not in out and "You might want to try" not in out, out
     msg = r.stderr.strip()
     assert 1 <= len(msg.splitlines()) <= 2, msg
@@ -120,8 +120,12 @@ def _closed_port() -> int:
 
 def test_run_against_a_closed_port(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
-    r = soxbot("run", "--config", str(_alpaca_config(tmp_path, url)), env={"APCA_API_KEY_ID": "k",
-                                                                          "APCA_API_SECRET_KEY": "s"})
+    r = soxbot(
+        "run",
+        "--config",
+        str(_alpaca_config(tmp_path, url)),
+        env={"APCA_API_KEY_ID": "k", "APCA_API_SECRET_KEY": "s"},
+    )
     assert_user_error(r, url, "[broker] base_url", "soxbot sandbox")
 
 
@@ -129,7 +133,11 @@ def test_run_with_keys_the_broker_rejects(tmp_path: Path) -> None:
     from bot.sandbox.app import SandboxServer
 
     with SandboxServer(
-        data_dir=write_bars(tmp_path / "d", daily_bars(), "1d"), speed=0, start="2024-06-03", key="K", secret="S"
+        data_dir=write_bars(tmp_path / "d", daily_bars(), "1d"),
+        speed=0,
+        start="2024-06-03",
+        key="K",
+        secret="S",
     ) as srv:
         env = {"APCA_API_KEY_ID": "wrong", "APCA_API_SECRET_KEY": "wrong"}
         r = soxbot("run", "--config", str(_alpaca_config(tmp_path, srv.url)), env=env)
