@@ -39,8 +39,11 @@ def _which(origin: str, cfg: Settings) -> str:
 
 def explain(exc: BaseException, cfg: Settings) -> str | None:
     """The user's message for `exc` if it means "unreachable" or "keys refused", else None."""
-    if isinstance(exc, APIError) and exc.status_code in (401, 403):
-        request: Any = exc.request
+    request: Any = getattr(exc, "request", None)
+    # 403 also answers a refused order (buying power, qty held); on a read it can only be the keys
+    if isinstance(exc, APIError) and (
+        exc.status_code == 401 or (exc.status_code == 403 and getattr(request, "method", "GET") == "GET")
+    ):
         origin = _origin(getattr(request, "url", None) or cfg.broker.base_url)
         try:
             said = exc.message
@@ -48,7 +51,7 @@ def explain(exc: BaseException, cfg: Settings) -> str | None:
             said = str(exc)
         return f"{origin} rejected the API keys ({exc.status_code} {said}).\n{KEYS_FIX}"
     if isinstance(exc, requests.ConnectionError) and not isinstance(exc, requests.Timeout):
-        origin = _origin(getattr(exc.request, "url", None) or cfg.broker.base_url)
+        origin = _origin(getattr(request, "url", None) or cfg.broker.base_url)
         u = urlparse(origin)
         start = (
             f"start it (`soxbot sandbox --port {u.port or 8765}` to rehearse offline)"
