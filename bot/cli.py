@@ -2,37 +2,104 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from bot.core.config import ConfigError, Settings, load_config
 
+# rich_markup_mode=None: help is plain text, so "[broker]" and "[journal] path" are printed as
+# written instead of being read (and dropped) as rich style tags.
 app = typer.Typer(
-    add_completion=False, no_args_is_help=True, help="soxbot: a trading bot for the semiconductor sector."
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="soxbot: a trading bot for the semiconductor sector.",
 )
 
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"soxbot {version('soxbot')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    _show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """soxbot: a trading bot for the semiconductor sector."""
+
+
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="TOML config file.")]
+PluginPathOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--path",
+        help="Directory (or .py file) of strategy plugins outside the package; repeatable; "
+        "adds to [plugins] paths.",
+    ),
+]
 
 
-def _load(config: Path | None, **overrides: object) -> Settings:
+def _load(config: Path | None, plugin_paths: list[Path] | None = None, **overrides: object) -> Settings:
+    """The config file plus command-line overrides (`data__start="2021-01-04"` sets [data] start).
+
+    Each section's overrides are validated together, so `--start` and `--end` are checked against
+    each other and not one at a time against the file's values."""
     try:
         cfg = load_config(config)
-        for dotted, value in overrides.items():
-            if value is None:
-                continue
-            section, key = dotted.split("__")
-            setattr(getattr(cfg, section), key, value)
-        return cfg
     except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(2) from exc
-    except ValueError as exc:  # validate_assignment on an override
-        typer.echo(f"Invalid option: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise _fail(str(exc)) from exc
+    by_section: dict[str, dict[str, object]] = {}
+    for dotted, value in overrides.items():
+        if value is not None:
+            section, key = dotted.split("__")
+            by_section.setdefault(section, {})[key] = value
+    for section, values in by_section.items():
+        current = getattr(cfg, section)
+        try:
+            setattr(cfg, section, type(current).model_validate({**current.model_dump(), **values}))
+        except ValidationError as exc:
+            raise _fail(_option_error(exc, list(values))) from exc
+    if plugin_paths:
+        from bot.core.config import resolve_paths
+
+        cfg.plugins.paths = [*cfg.plugins.paths, *resolve_paths(plugin_paths, Path.cwd())]
+    return cfg
+
+
+def _plugin_paths(cfg: Settings) -> tuple[Path, ...]:
+    from bot.run.assemble import plugin_paths
+
+    try:
+        return plugin_paths(cfg)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+
+
+def _option_error(exc: ValidationError, keys: list[str]) -> str:
+    """A pydantic error on command-line overrides, worded by option name, without pydantic's links."""
+
+    def opt(key: object) -> str:
+        return "--" + str(key).replace("_", "-")
+
+    lines = []
+    for err in exc.errors():
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        where = opt(err["loc"][0]) if err["loc"] else "/".join(map(opt, keys))  # a whole-section rule
+        lines.append(f"Invalid {where}: {msg}.")
+    return "\n".join(lines[:2])
 
 
 def _fail(msg: str, code: int = 2) -> typer.Exit:
@@ -48,6 +115,7 @@ def run(
     ] = False,
     max_bars: Annotated[int | None, typer.Option(help="Stop after this many bars.")] = None,
     speed: Annotated[float | None, typer.Option(help="Replay speed in bars per second.")] = None,
+    path: PluginPathOpt = None,
 ) -> None:
     """Run the bot. Offline default: synthetic bars replayed into the paper broker."""
     from bot.broker.sim import SimBroker
@@ -58,7 +126,7 @@ def run(
     from bot.run.replay import StopFlag, run_replay
     from bot.signals.window import live_window
 
-    cfg = _load(config, run__max_bars=max_bars, run__speed=speed)
+    cfg = _load(config, path, run__max_bars=max_bars, run__speed=speed)
     log.configure(cfg.run.log_format, cfg.run.log_level)
     if (cfg.broker.live or live) and not (cfg.broker.live and live):
         raise _fail(
@@ -105,7 +173,8 @@ def sandbox(
 ) -> None:
     """Run the local Alpaca-compatible paper broker (trading + market data + streams) to rehearse offline.
 
-    Further options (--timeframe, --start, --symbols, --fault-*, ...) pass through; see --help-all."""
+    Further options (--timeframe, --start, --symbols, --fault-*, ...) pass through: `soxbot sandbox
+    --help-all` lists them all."""
     from bot.sandbox import main as sandbox_main
 
     argv = ["--host", host, "--port", str(port), "--speed", str(speed), "--seed", str(seed)]
@@ -117,7 +186,7 @@ def sandbox(
         argv += ["--secret", secret]
     extra = list(ctx.args)
     if "--help-all" in extra:
-        extra = ["--help"]
+        argv = []  # the full list, with defaults as the sandbox has them
     raise typer.Exit(sandbox_main(argv + extra))
 
 
@@ -131,6 +200,7 @@ def backtest(
     end: Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")] = None,
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("backtest-out"),
     progress: Annotated[bool, typer.Option(help="Show a progress bar on long runs.")] = True,
+    path: PluginPathOpt = None,
 ) -> None:
     """Backtest the configured strategies; writes trades.csv, equity.csv, summary.json, report.html."""
     from bot.core import log
@@ -138,7 +208,7 @@ def backtest(
     from bot.report.writer import write_outputs
     from bot.run.assemble import build_strategies, load_market
 
-    cfg = _load(config, data__start=start, data__end=end)
+    cfg = _load(config, path, data__start=start, data__end=end)
     if data_dir is not None:
         cfg.data.source = "csv"
         cfg.data.dir = data_dir
@@ -166,15 +236,11 @@ def backtest(
 
 
 @app.command()
-def strategies(
-    path: Annotated[
-        list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")
-    ] = None,
-) -> None:
+def strategies(config: ConfigOpt = None, path: PluginPathOpt = None) -> None:
     """List the discovered strategy plugins with their parameters and defaults."""
     from bot.signals.plugins import available, describe_params
 
-    for name, cls in sorted(available(tuple(path or ())).items()):
+    for name, cls in sorted(available(_plugin_paths(_load(config, path))).items()):
         doc = (cls.__doc__ or "").strip().splitlines()
         typer.echo(f"{name}  ({cls.__module__}.{cls.__name__})  {doc[0] if doc else ''}")
         for pname, ptype, default, desc in describe_params(cls):
@@ -193,22 +259,37 @@ def new_strategy(
         path = scaffold(name, dest)
     except (PluginError, FileExistsError, ValueError) as exc:
         raise _fail(str(exc)) from exc
-    typer.echo(
-        f"wrote {path}\nnext: soxbot test-strategy {name}, then add it under [[strategies]] and backtest"
-    )
+    typer.echo(f"wrote {path}")
+    if _in_package(path):
+        typer.echo(f"next: soxbot test-strategy {name}, then add it under [[strategies]] and backtest")
+    else:
+        import shlex
+
+        where = shlex.quote(str(path.parent.resolve()))
+        typer.echo(
+            f"next: soxbot test-strategy {name} --path {where}\n"
+            f"then add it under [[strategies]] and the directory under [plugins] paths in your config "
+            f"(or pass --path {where} to run and backtest)"
+        )
+
+
+def _in_package(path: Path) -> bool:
+    """Whether `path` sits in the `strategies` package, where every command finds it unasked."""
+    from bot.signals.plugins import TEMPLATE_PATH
+
+    return path.resolve().parent == TEMPLATE_PATH.parent
 
 
 @app.command("test-strategy")
 def test_strategy(
     name: Annotated[str, typer.Argument(help="Plugin name.")],
-    path: Annotated[
-        list[Path] | None, typer.Option("--path", help="Extra directory of plugin files.")
-    ] = None,
+    config: ConfigOpt = None,
+    path: PluginPathOpt = None,
 ) -> None:
     """Check a plugin: defaults validate, output shape, warm-up, no look-ahead, live-window parity."""
     from bot.signals.plugin_check import check_plugin
 
-    problems = check_plugin(name, tuple(path or ()))
+    problems = check_plugin(name, _plugin_paths(_load(config, path)))
     if problems:
         for p in problems:
             typer.echo(f"FAIL {p}", err=True)
@@ -222,6 +303,9 @@ def journal(
     path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
     kind: Annotated[str, typer.Option(help="runs | signals | risk | orders | fills | equity")] = "orders",
     n: Annotated[int, typer.Option("-n", help="How many rows.")] = 20,
+    full: Annotated[
+        bool, typer.Option("--full", help="--kind runs: print each run's whole configuration as JSON.")
+    ] = False,
 ) -> None:
     """Show the latest journal entries."""
     import pandas as pd
@@ -237,8 +321,20 @@ def journal(
     j = Journal(p)
     order = "id" if kind == "runs" else "rowid"
     df = j.query(f"SELECT * FROM {kind} ORDER BY {order} DESC LIMIT ?", (n,)).iloc[::-1]
+    if df.empty:
+        typer.echo(f"(no {kind} yet)")
+        return
+    if kind == "runs":
+        from bot.journal import runs
+
+        if full:
+            typer.echo(runs.full(df))
+            return
+        df = runs.summary(df)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
-        typer.echo(df.to_string(index=False) if not df.empty else f"(no {kind} yet)")
+        typer.echo(df.to_string(index=False))
+    if kind == "runs":
+        typer.echo("(config: hash of the run's whole configuration; --full prints it)")
 
 
 @app.command()
@@ -254,8 +350,14 @@ def status(
     cfg = _load(config)
     p = path or cfg.journal.path
     broker = _alpaca_view(cfg) if cfg.broker.kind == "alpaca" else None
+    now, clock = None, None
+    if broker is not None:  # the bot lives on the broker's clock (the sandbox's, in a rehearsal)
+        try:
+            now, clock = broker.now(), f"the broker's ({cfg.broker.base_url})"
+        except Exception as exc:
+            typer.echo(f"(broker clock not read, showing wall-clock times: {type(exc).__name__})", err=True)
     try:
-        typer.echo(status_report(p, broker=broker))
+        typer.echo(status_report(p, broker=broker, now=now, clock=clock))
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from exc
 
@@ -268,6 +370,10 @@ class _AlpacaView:
 
     def positions(self) -> list[object]:
         return self.client.get_all_positions()  # type: ignore[attr-defined]
+
+    def now(self) -> dt.datetime:
+        """The broker's time (GET /v2/clock), tz-aware."""
+        return self.client.get_clock().timestamp  # type: ignore[attr-defined]
 
     def open_orders(self) -> list[object]:
         from alpaca.trading.enums import QueryOrderStatus

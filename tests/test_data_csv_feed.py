@@ -77,8 +77,8 @@ def test_bad_header_or_values_raise_data_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="lacks column"):
         load_csv(tmp_path, "X", "1d")
     _write(tmp_path / "Y_1d.csv", ["2024-01-02,1,2,abc,1.5,10"])
-    with pytest.raises(DataError, match="non-numeric"):
+    with pytest.raises(DataError, match=r"Y_1d\.csv line 2, column low: 'abc' is not a number"):
         load_csv(tmp_path, "Y", "1d")
     _write(tmp_path / "Z_1d.csv", ["02/01/2024,1,2,0.5,1.5,10"])
-    with pytest.raises(DataError, match="YYYY-MM-DD"):
+    with pytest.raises(DataError, match=r"Z_1d\.csv line 2: '02/01/2024' is not a date YYYY-MM-DD"):
         load_csv(tmp_path, "Z", "1d")

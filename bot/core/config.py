@@ -61,8 +61,18 @@ class DataConfig(_Section):
         try:
             dt.date.fromisoformat(v)
         except ValueError as exc:
-            raise ValueError(f"must be a date written YYYY-MM-DD, got {v!r}") from exc
+            raise ValueError(f"must be a date written YYYY-MM-DD (e.g. 2021-01-04), got {v!r}") from exc
         return v
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> DataConfig:
+        import datetime as dt
+
+        if self.start and self.end and dt.date.fromisoformat(self.start) > dt.date.fromisoformat(self.end):
+            raise ValueError(
+                f"start {self.start} is after end {self.end}: swap them (both dates are inclusive)"
+            )
+        return self
 
 
 class UniverseConfig(_Section):
@@ -91,6 +101,14 @@ class StrategyConfig(_Section):
     name: str = Field(..., description="Plugin name, as listed by `soxbot strategies`.")
     params: dict[str, Any] = Field(default_factory=dict, description="Plugin parameters.")
     weight: float = Field(1.0, gt=0, description="Weight in the `weighted` combiner.")
+
+
+class PluginsConfig(_Section):
+    paths: list[Path] = Field(
+        default_factory=list,
+        description="Directories (or .py files) of strategy plugins kept outside the soxbot package; "
+        "a relative path is read from the config file's directory. `--path` adds more.",
+    )
 
 
 class CombineConfig(_Section):
@@ -240,6 +258,7 @@ class Settings(BaseSettings):
     data: DataConfig = Field(default_factory=DataConfig)
     universe: UniverseConfig = Field(default_factory=UniverseConfig)
     strategies: list[StrategyConfig] = Field(default_factory=_default_strategies, min_length=1)
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     combine: CombineConfig = Field(default_factory=CombineConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
@@ -342,5 +361,20 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         cfg = klass(**overrides)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source + " (or SOXBOT_* environment)")) from exc
+    if toml_file is not None and PLUGIN_PATHS_ENV not in os.environ:
+        # Paths written in the file mean "beside the file", wherever soxbot is started from.
+        cfg.plugins.paths = resolve_paths(cfg.plugins.paths, toml_file.resolve().parent)
     # Return a plain Settings so callers do not see the helper class.
     return Settings.model_construct(**{k: getattr(cfg, k) for k in Settings.model_fields})
+
+
+PLUGIN_PATHS_ENV = "SOXBOT_PLUGINS__PATHS"
+
+
+def resolve_paths(paths: list[Path], base: Path) -> list[Path]:
+    """`paths` with `~` expanded and relative ones taken from `base`."""
+    out = []
+    for p in paths:
+        p = Path(p).expanduser()
+        out.append(p if p.is_absolute() else base / p)
+    return out

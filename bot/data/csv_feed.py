@@ -9,6 +9,7 @@ datetimes with the New York offset, marking the bar start.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,22 +67,56 @@ def load_csv(
     try:
         values = raw[list(COLUMNS)].apply(pd.to_numeric, errors="raise").astype("float64")
     except (ValueError, TypeError) as exc:
-        raise DataError(f"{path} has a non-numeric price or volume: {exc}") from exc
-    index = _parse_times(raw["timestamp"], intraday, path)
+        row, col = _first_bad(raw, COLUMNS, lambda c: pd.to_numeric(c, errors="coerce"))
+        if row is None:
+            raise DataError(f"{path} has a non-numeric price or volume: {exc}") from exc
+        raise DataError(
+            f"{path} line {_line_of(path, row)}, column {col}: {raw[col].iat[row]!r} is not a number. "
+            "Fix: correct or delete that row."
+        ) from exc
+    index = _parse_times(raw, intraday, path)
     df = pd.DataFrame(values.to_numpy(), index=index, columns=list(COLUMNS))
     return between(df, start, end)
 
 
-def _parse_times(col: pd.Series, intraday: bool, path: Path) -> pd.DatetimeIndex:
-    try:
+def _parse_times(raw: pd.DataFrame, intraday: bool, path: Path) -> pd.DatetimeIndex:
+    def parse(col: pd.Series, errors: str = "raise") -> pd.Series:
         if intraday:
-            ts = pd.to_datetime(col, utc=True, format="ISO8601").dt.tz_convert(TZ)
-        else:
-            ts = pd.to_datetime(col, format="%Y-%m-%d")
+            return pd.to_datetime(col, utc=True, format="ISO8601", errors=errors).dt.tz_convert(TZ)
+        return pd.to_datetime(col, format="%Y-%m-%d", errors=errors)
+
+    try:
+        ts = parse(raw["timestamp"])
     except (ValueError, TypeError) as exc:
-        kind = "ISO datetimes with offset" if intraday else "ISO dates YYYY-MM-DD"
-        raise DataError(f"{path}: timestamps must be {kind}: {exc}") from exc
+        kind = "an ISO datetime with offset (2024-03-01T09:30:00-05:00)" if intraday else "a date YYYY-MM-DD"
+        row, _ = _first_bad(raw, ("timestamp",), lambda c: parse(c, "coerce"))
+        where = f" line {_line_of(path, row)}" if row is not None else ""
+        got = f"{raw['timestamp'].iat[row]!r}" if row is not None else "a timestamp"
+        raise DataError(f"{path}{where}: {got} is not {kind}. Fix: correct or delete that row.") from exc
     return pd.DatetimeIndex(ts, name="timestamp").as_unit("ns")
+
+
+def _first_bad(raw: pd.DataFrame, columns: tuple[str, ...], convert: Any) -> tuple[int | None, str]:
+    """(row position, column) of the first value that is present but does not convert."""
+    for col in columns:
+        bad = convert(raw[col]).isna().to_numpy() & raw[col].notna().to_numpy()
+        if bad.any():
+            return int(bad.argmax()), col
+    return None, ""
+
+
+def _line_of(path: Path, row: int) -> int:
+    """The 1-based line of data row `row` in the file: the header is line 1 and, like pandas, blank
+    lines are not rows."""
+    with path.open(encoding="utf-8", errors="replace") as fh:
+        next(fh, None)
+        seen = -1
+        for n, line in enumerate(fh, start=2):
+            if line.strip():
+                seen += 1
+                if seen == row:
+                    return n
+    return row + 2
 
 
 def between(df: pd.DataFrame, start: DateLike | None, end: DateLike | None) -> pd.DataFrame:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import pandas as pd
 
 from bot.core.config import DataConfig
-from bot.data.csv_feed import between, file_symbol, load_csv
+from bot.data.calendar import TZ
+from bot.data.csv_feed import between, csv_path, file_symbol, load_csv
+from bot.data.errors import DataError
 from bot.data.quality import QualityReport, clean_bars
 from bot.data.synthetic import generate
 
@@ -31,5 +33,40 @@ def load_bars(cfg: DataConfig, symbols: list[str]) -> dict[str, tuple[pd.DataFra
         raw = generate(symbols, timeframe=cfg.timeframe, start=start, years=years, seed=cfg.seed)
         raw = {s: between(df, None, cfg.end) for s, df in raw.items()}
     else:
-        raw = {s: load_csv(cfg.dir, s, cfg.timeframe, cfg.start, cfg.end) for s in symbols}
-    return {s: clean_bars(df, file_symbol(s), cfg.timeframe, cfg.max_gap_bars) for s, df in raw.items()}
+        raw = {s: _csv_in_range(cfg, s) for s in symbols}
+    out = {s: clean_bars(df, file_symbol(s), cfg.timeframe, cfg.max_gap_bars) for s, df in raw.items()}
+    for s, (df, _report) in out.items():
+        if df.empty:
+            raise DataError(
+                f"No usable {cfg.timeframe} bars of {s} from the {cfg.source} source{_range(cfg)}: every "
+                "bar was rejected by the bad-bar rules. Fix: check the data, or choose other dates."
+            )
+    return out
+
+
+def _range(cfg: DataConfig) -> str:
+    if cfg.start and cfg.end:
+        return f" between {cfg.start} and {cfg.end}"
+    return f" from {cfg.start}" if cfg.start else (f" up to {cfg.end}" if cfg.end else "")
+
+
+def _csv_in_range(cfg: DataConfig, symbol: str) -> pd.DataFrame:
+    """The file's bars within [start, end]; a file with none there is an error naming what it holds."""
+    full = load_csv(cfg.dir, symbol, cfg.timeframe)
+    df = between(full, cfg.start, cfg.end)
+    if not df.empty:
+        return df
+    path = csv_path(cfg.dir, symbol, cfg.timeframe)
+    if full.empty:
+        raise DataError(
+            f"{path} has no bars, only a header. Fix: fill it (timestamp,open,high,low,close,volume "
+            "rows) or point --data-dir / [data] dir at the directory that has them."
+        )
+    first, last = (
+        t.date() if t.tzinfo is None else t.tz_convert(TZ).date()
+        for t in (full.index.min(), full.index.max())
+    )
+    raise DataError(
+        f"{path} has no bars{_range(cfg)}: it covers {first} .. {last}. "
+        "Fix: choose --start/--end (or [data] start/end) within that range."
+    )

@@ -13,15 +13,30 @@ from bot.core.config import ConfigError, Settings
 from bot.signals.strategy import Strategy
 
 
+def plugin_paths(cfg: Settings, extra_paths: tuple[Path, ...] = ()) -> tuple[Path, ...]:
+    """Where plugins outside the package live: `[plugins] paths` plus `extra_paths`. A path that does
+    not exist is a ConfigError (a typo there would otherwise surface as "unknown strategy")."""
+    paths = (*cfg.plugins.paths, *extra_paths)
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        raise ConfigError(
+            f"Plugin path {', '.join(missing)} does not exist ([plugins] paths or --path). "
+            "Fix: correct the path, or create the directory (`soxbot new-strategy NAME --dest DIR`)."
+        )
+    return paths
+
+
 def build_strategies(
     cfg: Settings, source: str = "config", extra_paths: tuple[Path, ...] = ()
 ) -> list[Strategy]:
+    """The configured strategies, found in the package, entry points and `[plugins] paths`."""
     from bot.signals.plugins import PluginError, create
 
+    paths = plugin_paths(cfg, extra_paths)
     out = []
     for i, sc in enumerate(cfg.strategies):
         try:
-            out.append(create(sc.name, sc.params, extra_paths))
+            out.append(create(sc.name, sc.params, paths))
         except PluginError as exc:
             raise ConfigError(
                 f"Invalid configuration in {source}:\n  - strategies[{i}] ({sc.name}): {exc}"

@@ -46,6 +46,36 @@ def _fmt_event(kind: str, data: dict[str, Any]) -> str:
     return kind
 
 
+class Scoreboard:
+    """What the end-of-run line reports, kept bar by bar: total return and max drawdown of the equity
+    (from the starting cash, as the backtest summary defines them) and buy-and-hold of the signal
+    symbol over the same bars (bought at the first accepted bar's close)."""
+
+    def __init__(self, starting_cash: float) -> None:
+        self.base = self.peak = self.last = starting_cash
+        self.max_dd = 0.0
+        self.first_close: float | None = None
+        self.last_close: float | None = None
+
+    def bar(self, equity: float, close: float | None) -> None:
+        self.last = equity
+        if equity > self.peak:
+            self.peak = equity
+        elif self.peak > 0:
+            self.max_dd = max(self.max_dd, 1.0 - equity / self.peak)
+        if close is not None:
+            self.last_close = close
+            if self.first_close is None:
+                self.first_close = close
+
+    def fields(self, symbol: str) -> dict[str, str]:
+        out = {"total_return": f"{self.last / self.base - 1:+.2%}", "max_drawdown": f"{self.max_dd:.2%}"}
+        if self.first_close and self.last_close is not None:
+            out["buy_and_hold"] = f"{self.last_close / self.first_close - 1:+.2%}"
+            out["benchmark"] = symbol
+        return out
+
+
 class StopFlag:
     """Set by SIGINT/SIGTERM; the loop finishes the current bar and exits cleanly."""
 
@@ -97,6 +127,7 @@ def run_replay(
         window=window,
         data=cfg.data.source + label,
     )
+    score = Scoreboard(cfg.broker.starting_cash)
     prev_ts: pd.Timestamp | None = None
     next_tick = time.monotonic()
     rows = sig[["open", "high", "low", "close", "volume"]].itertuples(index=True, name=None)
@@ -114,6 +145,7 @@ def run_replay(
         if bad is not None:
             log.warning("bad bar rejected", symbol=uni.signal, ts=str(ts), reason=bad)
             engine.step(ts, sessions[i], bars_i, None)
+            score.bar(engine.equity_now, None)
         else:
             prev_ts = ts
             dec = live.push(ts, o, h, lo, c, v)
@@ -124,6 +156,7 @@ def run_replay(
                 ts, uni.signal, "combined", 0 if dec.direction is None else dec.direction, dec.reason
             )
             engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason)
+            score.bar(engine.equity_now, float(c))
             pos = engine.pos
             log.info(
                 "bar" + label,
@@ -146,6 +179,7 @@ def run_replay(
         bars=engine.n_bars,
         trades=len(engine.trades),
         equity=round(engine.equity_now, 2),
+        **score.fields(uni.signal),
         position=f"{engine.pos.qty:g} {engine.pos.symbol}" if engine.pos else "flat",
     )
     return engine

@@ -734,8 +734,6 @@ _FLAGS: dict[str, tuple[str, type]] = {
     "--reject-mode": ("f:reject_mode", str), "--rate-limit": ("f:rate_limit", int),
 }
 
-USAGE = "usage: python -m bot.sandbox " + " ".join(f"[{k} X]" for k in _FLAGS)
-
 
 def parse_args(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """`--flag value` / `--flag=value` pairs into run() keyword arguments and a fault patch."""
@@ -768,8 +766,10 @@ def parse_args(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def main(argv: list[str]) -> int:
-    if any(a in ("-h", "--help") for a in argv):
-        print(USAGE)
+    if any(a in ("-h", "--help", "--help-all") for a in argv):
+        from bot.sandbox.usage import help_text
+
+        print(help_text(_FLAGS))
         return 0
     try:
         kwargs, fault_patch = parse_args(argv)

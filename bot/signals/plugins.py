@@ -64,7 +64,9 @@ def _strategy_classes(module: ModuleType) -> list[type[Strategy]]:
     return [
         obj
         for _, obj in inspect.getmembers(module, inspect.isclass)
-        if issubclass(obj, Strategy) and obj is not Strategy and obj.__module__ == module.__name__
+        if issubclass(obj, Strategy)
+        and obj is not Strategy
+        and obj.__module__ == module.__name__
         and obj.name
     ]
 
@@ -94,8 +96,11 @@ def _py_files(paths: Iterable[Path]) -> list[Path]:
         elif p.suffix == ".py" and p.is_file():
             out.append(p)
         else:
-            warnings.warn(f"strategy path {p} is neither a .py file nor a directory; skipped", PluginWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"strategy path {p} is neither a .py file nor a directory; skipped",
+                PluginWarning,
+                stacklevel=3,
+            )
     return out
 
 
@@ -170,16 +175,16 @@ def _problem(err: Mapping[str, Any], params_model: type[BaseModel]) -> tuple[str
     return key, f"{msg.rstrip('.')}{got}.{what} Known parameters: {known}."
 
 
-def create(
-    name: str, params: Mapping[str, Any] | None = None, extra_paths: Iterable[Path] = ()
-) -> Strategy:
+def create(name: str, params: Mapping[str, Any] | None = None, extra_paths: Iterable[Path] = ()) -> Strategy:
     """Build the strategy `name` with `params`; PluginError names the bad key and the valid choices."""
     plugins = available(extra_paths)
     cls = plugins.get(name)
     if cls is None:
         close = difflib.get_close_matches(name, list(plugins), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise PluginError(name, [("", f"unknown strategy.{hint} Known strategies: {', '.join(plugins)}.")])
+        known = ", ".join(plugins)
+        elsewhere = "A plugin file kept elsewhere: add its directory to [plugins] paths or pass --path DIR."
+        raise PluginError(name, [("", f"unknown strategy.{hint} Known strategies: {known}. {elsewhere}")])
     try:
         return cls(dict(params or {}))
     except ValidationError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 
 from bot.broker.alpaca import AlpacaBroker, AlpacaSetupError
 from bot.core.config import ConfigError, Settings
@@ -16,14 +17,17 @@ from bot.data.errors import DataError
 from bot.journal.journal import Journal
 from bot.run.alpaca.clock import BrokerClock
 from bot.run.alpaca.driver import AlpacaRun
+from bot.run.alpaca.preflight import StartError, check_broker, explain
 
 log = get("soxbot.run")
+SETUP_ERRORS = (ConfigError, DataError, AlpacaSetupError, StartError)
 
 
 def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
     """`soxbot run` with `[broker] kind = "alpaca"`: returns the exit code."""
     from bot.run.assemble import build_strategies
 
+    journal: Journal | None = None
     try:
         if cfg.data.source != "alpaca":
             raise ConfigError(
@@ -39,14 +43,19 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
             fractional=cfg.risk.fractional,
             on_status=lambda cid, st, bid, detail: journal.order_status(cid, st, bid, detail),
         )
+        check_broker(broker.client, cfg)  # fail fast on a dead URL or refused keys, before any retry
         key, secret = _keys(cfg)
         feed = AlpacaBars(cfg.data, key, secret)
         clock = BrokerClock(broker.client.get_clock)
         clock.calibrate()
         r = AlpacaRun(cfg, strategies, broker, feed, journal, clock)
-    except (ConfigError, DataError, AlpacaSetupError) as exc:
-        log.error(str(exc))
-        return 2
+    except Exception as exc:
+        msg = str(exc) if isinstance(exc, SETUP_ERRORS) else explain(exc, cfg)
+        if msg is None:
+            raise
+        if journal is not None:
+            journal.close()
+        return _tell(msg)
     r.stop.install()
     logging.getLogger("alpaca").setLevel(logging.WARNING)  # the SDK's own INFO lines repeat ours
     mode = "live-alpaca" if not broker.paper else "paper-alpaca"
@@ -71,8 +80,15 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
 
             loop = ServiceLoop(r, cfg)  # before reconciling: what the restart finds reaches the webhook too
         broker.start()
-        r.reconcile()
-        r.warm_up()
+        try:
+            r.reconcile()
+            r.warm_up()
+        except Exception as exc:  # e.g. market data on another URL, or with keys it refuses
+            msg = explain(exc, cfg)
+            if msg is None:
+                raise
+            status = "error"
+            return _tell(msg)
         if loop is not None:
             loop.serve(cfg.run.max_bars)
         else:
@@ -105,6 +121,12 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
         journal.end_run(status)
         journal.close()
     return 0 if status in ("ok", "stopped") else 1
+
+
+def _tell(msg: str) -> int:
+    """A set-up problem for the person at the terminal: stderr, like every CLI error; exit code 2."""
+    print(msg, file=sys.stderr, flush=True)
+    return 2
 
 
 def _keys(cfg: Settings) -> tuple[str | None, str | None]:

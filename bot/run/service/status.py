@@ -211,15 +211,20 @@ def status_report(
     scheduler_info: SchedulerInfo | None = None,
     now: dt.datetime | None = None,
     n_next: int = 5,
+    clock: str | None = None,
 ) -> str:
-    """The text `soxbot status` prints."""
+    """The text `soxbot status` prints. `now` is the time the bot lives on: the broker's clock when
+    it runs against one (the sandbox's simulated date in a rehearsal), named by `clock`."""
     now = now or dt.datetime.now(UTC)
     path = Path(journal_path)
     db = _connect(path)
     try:
-        return "\n".join(_report(db, path, broker, scheduler_info, now, n_next))
+        lines = _report(db, path, broker, scheduler_info, now, n_next)
     finally:
         db.close()
+    if clock:
+        lines.insert(1, f"clock: {clock}, now {now.astimezone(NY):%a %Y-%m-%d %H:%M %Z}")
+    return "\n".join(lines)
 
 
 def _report(
