@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CONFIG  ?= config.example.toml
 
-.PHONY: run test venv lint bench clean
+.PHONY: run test venv lint bench lock clean
 run: $(STAMP)
 	$(VENV)/bin/soxbot run --config $(CONFIG)
 
@@ -20,6 +20,15 @@ bench: $(STAMP)
 	$(PY) bench/run_bench.py
 
 venv: $(STAMP)
+
+# requirements.lock: the pinned, hash-checked dependency set of the Docker image (Linux, the image's
+# Python 3.12, with the chat extra). Regenerate after changing dependencies in pyproject.toml; add
+# LOCK_ARGS=--upgrade to move every pin to the newest release that fits.
+LOCK_CMD := uv pip compile pyproject.toml --extra chat --group pyproject.toml:build --python-version 3.12 \
+	--python-platform linux --generate-hashes -o requirements.lock
+lock: $(STAMP)
+	$(PY) -m pip install --quiet 'uv>=0.5'
+	$(PY) -m $(LOCK_CMD) $(LOCK_ARGS)
 
 $(STAMP): pyproject.toml scripts/find-python.sh
 	@set -e; \

@@ -238,6 +238,11 @@ class AlertsConfig(_Section):
     webhook_url: SecretStr | None = Field(
         None, description="Slack/Discord-compatible webhook URL; unset = alerts off. A secret: never logged."
     )
+    apprise_urls: list[SecretStr] = Field(
+        default_factory=list,
+        description="Chat targets as apprise URLs (tgram://, discord://, slack://, mailtos://, ...); needs "
+        "`pip install 'soxbot[chat]'`. Secrets: never logged.",
+    )
     events: list[AlertEvent] = Field(
         default_factory=lambda: ["fill", "stop", "lock", "error", "daily"],
         description="Which events are sent: fill, stop, lock, error, daily.",

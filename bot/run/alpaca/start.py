@@ -34,6 +34,10 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
                 "[broker] kind = 'alpaca' trades on Alpaca's bars: set [data] source = 'alpaca' "
                 "(and [data] base_url for the sandbox)."
             )
+        if cfg.service.scheduler:  # apprise missing or a chat URL it cannot read: say so before trading
+            from bot.run.service.channels import chat_channels
+
+            chat_channels(cfg.alerts.apprise_urls)
         strategies = build_strategies(cfg, source)
         journal = Journal(cfg.journal.path)
         broker = AlpacaBroker(

@@ -1,20 +1,19 @@
-"""Tell the owner what the bot does: fills, stops, locks, errors and the daily summary, by webhook.
+"""Tell the owner what the bot does: fills, stops, locks, errors and the daily summary, by webhook
+and by chat (any service apprise knows: Telegram, Discord, Slack, e-mail, ...).
 
-Off unless a webhook URL is set. Never in the way of trading: `send` only puts the message on a
-bounded queue (a full queue drops it and counts the drop); one daemon thread posts, with a timeout
-and a few retries on 429/5xx/network errors. The body carries the text as both "text" (Slack) and
-"content" (Discord). The URL is a secret: it is never logged, and error messages are scrubbed of it.
+Off unless a webhook URL or an apprise URL is set. Never in the way of trading: `send` only puts the
+message on each channel's bounded queue (a full queue drops it and counts the drop); each channel has
+its own daemon thread that delivers, with a timeout and a few retries, so a chat service that hangs
+delays neither the bot nor the other channels. URLs are secrets: never logged, and error messages
+are scrubbed of them (`channels.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import queue
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from bot.core.log import get
+from bot.run.service.channels import Channel, Undelivered, WebhookChannel, chat_channels
 
 EVENTS = ("fill", "stop", "lock", "error", "daily")
 MAX_TEXT = 1900  # Discord's content limit is 2000 characters
@@ -33,14 +33,64 @@ class Alert:
     text: str
 
 
+class _Lane:
+    """One channel's queue and delivery thread."""
+
+    def __init__(self, sender: AlertSender, channel: Channel, queue_size: int) -> None:
+        self.sender, self.channel = sender, channel
+        self.q: queue.Queue[Alert | None] = queue.Queue(maxsize=queue_size)
+        self.thread = threading.Thread(target=self._work, name=f"soxbot-alerts-{channel.name}", daemon=True)
+        self.thread.start()
+
+    def _deliver(self, alert: Alert) -> None:
+        s, ch = self.sender, self.channel
+        text = alert.text
+        room = MAX_TEXT - len(s.prefix) - 3
+        if len(text) > room:
+            text = text[: room - 1] + "…"
+        why = ""
+        for attempt in range(s.retries + 1):
+            if attempt and s._closing.wait(min(s.backoff * 2 ** (attempt - 1), 30.0)):
+                break  # closing: do not hold shutdown up with back-off waits
+            try:
+                ch.deliver(s.prefix, text)
+                s._count("sent")
+                return
+            except Undelivered as exc:
+                why = str(exc)
+                if not exc.retry:
+                    break  # the service refuses this message; retrying will not help
+        s._count("failed")
+        s.log.warning("alert not delivered", kind=alert.event, channel=ch.name, error=why)
+
+    def _work(self) -> None:
+        s = self.sender
+        while True:
+            alert = self.q.get()
+            if alert is None:
+                return
+            if s._closing.is_set() and time.monotonic() > s._deadline:
+                s._count("dropped")  # close() has given up waiting: do not keep delivering
+                continue
+            try:
+                self._deliver(alert)
+            except Exception as exc:  # the worker must survive anything
+                s._count("failed")
+                s.log.error(
+                    "alert worker error", channel=self.channel.name, error=self.channel.scrub(repr(exc))
+                )
+
+
 class AlertSender:
-    """`send(event, text) -> bool` never blocks; `close()` drains what it can within a timeout."""
+    """`send(event, text) -> bool` never blocks; `close()` drains what it can within a timeout.
+    Counts (`sent`, `failed`, `dropped`) are per channel delivery."""
 
     def __init__(
         self,
         webhook_url: SecretStr | str | None,
         events: Iterable[str] = EVENTS,
         *,
+        apprise_urls: Iterable[SecretStr | str] = (),
         queue_size: int = 100,
         timeout: float = 5.0,
         retries: int = 3,
@@ -48,114 +98,73 @@ class AlertSender:
         prefix: str = "soxbot",
         on_outcome: Callable[[str], None] | None = None,
     ) -> None:
-        url = webhook_url.get_secret_value() if isinstance(webhook_url, SecretStr) else webhook_url
-        self._url = url or None
         unknown = set(events) - set(EVENTS)
         if unknown:
             raise ValueError(f"unknown alert events {sorted(unknown)}; known: {', '.join(EVENTS)}")
         self.events = frozenset(events)
-        self.timeout, self.retries, self.backoff = timeout, retries, backoff
+        self.retries, self.backoff = retries, backoff
         self.prefix = prefix
         self.on_outcome = on_outcome
         self.sent = self.dropped = self.failed = 0
         self._count_lock = threading.Lock()
-        self._q: queue.Queue[Alert | None] = queue.Queue(maxsize=queue_size)
         self._closing = threading.Event()
         self._deadline = float("inf")
-        self._thread: threading.Thread | None = None
         self.log = get("soxbot.alerts")
-        if self._url is not None:
-            self._thread = threading.Thread(target=self._worker, name="soxbot-alerts", daemon=True)
-            self._thread.start()
+        url = webhook_url.get_secret_value() if isinstance(webhook_url, SecretStr) else webhook_url
+        channels: list[Channel] = [WebhookChannel(url, timeout)] if url else []
+        channels += chat_channels(apprise_urls)  # ConfigError: apprise missing, or a URL it cannot read
+        self._lanes = [_Lane(self, ch, queue_size) for ch in channels]
 
     @classmethod
     def from_settings(cls, alerts: Any, **kw: Any) -> AlertSender:
         """From an `[alerts]` section (`bot.core.config.AlertsConfig`)."""
-        return cls(alerts.webhook_url, alerts.events, **kw)
+        return cls(alerts.webhook_url, alerts.events, apprise_urls=alerts.apprise_urls, **kw)
 
     @property
     def enabled(self) -> bool:
-        return self._url is not None
+        return bool(self._lanes)
 
-    def __repr__(self) -> str:  # never show the URL
-        return f"AlertSender(enabled={self.enabled}, events={sorted(self.events)})"
+    @property
+    def channels(self) -> list[str]:
+        """The channels' names (never their URLs)."""
+        return [lane.channel.name for lane in self._lanes]
+
+    def __repr__(self) -> str:  # never show a URL
+        return f"AlertSender(channels={self.channels}, events={sorted(self.events)})"
 
     # -- the caller's side -----------------------------------------------------------------
     def send(self, event: str, text: str) -> bool:
-        """Queue an alert. False when alerts are off, the event is not wanted, or the queue is full."""
-        if self._url is None or event not in self.events or self._closing.is_set():
+        """Queue an alert on every channel. False when alerts are off, the event is not wanted, or
+        every channel's queue is full."""
+        if not self._lanes or event not in self.events or self._closing.is_set():
             return False
-        try:
-            self._q.put_nowait(Alert(event, text))
-        except queue.Full:
-            self._count("dropped")
-            return False
-        return True
+        alert = Alert(event, text)
+        queued = False
+        for lane in self._lanes:
+            try:
+                lane.q.put_nowait(alert)
+                queued = True
+            except queue.Full:
+                self._count("dropped")
+        return queued
 
     def close(self, timeout: float = 5.0) -> None:
-        """Stop taking alerts and give the queued ones up to `timeout` seconds to go out."""
+        """Stop taking alerts and give the queued ones up to `timeout` seconds in all to go out."""
         deadline = time.monotonic() + timeout
         self._deadline = deadline
         self._closing.set()
-        if self._thread is None:
-            return
-        with contextlib.suppress(queue.Full):
-            self._q.put(None, timeout=timeout)
-        self._thread.join(max(0.0, deadline - time.monotonic()))
+        for lane in self._lanes:
+            with contextlib.suppress(queue.Full):
+                lane.q.put(None, timeout=max(0.0, deadline - time.monotonic()))
+        for lane in self._lanes:
+            lane.thread.join(max(0.0, deadline - time.monotonic()))
 
-    # -- the worker ------------------------------------------------------------------------
     def _count(self, outcome: str) -> None:
         with self._count_lock:
             setattr(self, outcome, getattr(self, outcome) + 1)
         if self.on_outcome is not None:
             with contextlib.suppress(Exception):
                 self.on_outcome(outcome)
-
-    def _scrub(self, msg: str) -> str:
-        return msg.replace(self._url, "<webhook>") if self._url else msg
-
-    def _post(self, alert: Alert) -> None:
-        text = f"[{self.prefix}] {alert.text}"
-        if len(text) > MAX_TEXT:
-            text = text[: MAX_TEXT - 1] + "…"
-        body = json.dumps({"text": text, "content": text}).encode()
-        req = urllib.request.Request(
-            self._url or "",
-            data=body,
-            headers={"Content-Type": "application/json", "User-Agent": "soxbot-alerts"},
-            method="POST",
-        )
-        why = ""
-        for attempt in range(self.retries + 1):
-            if attempt and self._closing.wait(min(self.backoff * 2 ** (attempt - 1), 30.0)):
-                break  # closing: do not hold shutdown up with back-off waits
-            try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-                    resp.read()
-                self._count("sent")
-                return
-            except urllib.error.HTTPError as exc:
-                why = f"HTTP {exc.code}"
-                if exc.code != 429 and exc.code < 500:
-                    break  # the webhook refuses this message; retrying will not help
-            except Exception as exc:  # timeouts, refused connections, DNS
-                why = self._scrub(f"{type(exc).__name__}: {exc}")
-        self._count("failed")
-        self.log.warning("alert not delivered", kind=alert.event, error=why)
-
-    def _worker(self) -> None:
-        while True:
-            alert = self._q.get()
-            if alert is None:
-                return
-            if self._closing.is_set() and time.monotonic() > self._deadline:
-                self._count("dropped")  # close() has given up waiting: do not keep posting
-                continue
-            try:
-                self._post(alert)
-            except Exception as exc:  # the worker must survive anything
-                self._count("failed")
-                self.log.error("alert worker error", error=self._scrub(repr(exc)))
 
 
 # -- wording ---------------------------------------------------------------------------------
