@@ -275,6 +275,11 @@ class AlpacaBroker:
         are queued for `drain()` in fill order, so a fill made while the bot was down is delivered once."""
         return self.reconciler.reconcile(set_id, known, lookup, since)
 
+    def fills_after(self, after: pd.Timestamp | None, set_id: str, known: Mapping[str, float]) -> int:
+        """Queue the fills of our orders after `after` that the book and the journal (`known`) lack,
+        read from the account's fills; the number of orders settled (see `Reconciler.fills_after`)."""
+        return self.reconciler.fills_after(after, set_id, known)
+
     def cash(self) -> float:
         return self.reconciler.cash()
 
