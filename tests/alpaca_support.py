@@ -192,16 +192,18 @@ def wait_until(proc: subprocess.Popen, done: Callable[[], bool], seconds: float)
     return done()
 
 
-def in_process_run(cfg: Any, journal: Any, resync: float = 5.0, on_status: Any = None) -> Any:
+def in_process_run(
+    cfg: Any, journal: Any, resync: float = 5.0, on_status: Any = None, **broker_args: Any
+) -> Any:
     """The Alpaca driver in this process, as `soxbot run` builds it, on the keys written into `cfg` (REST
     only: no trade_updates stream). `resync`: how often its clock asks the broker (0 = every time, for
-    tests that move the sandbox's clock by hand)."""
+    tests that move the sandbox's clock by hand); `broker_args`: more AlpacaBroker arguments (backoff)."""
     from bot.broker.alpaca import AlpacaBroker
     from bot.data.alpaca_feed import AlpacaBars
     from bot.run.alpaca import AlpacaRun, BrokerClock
     from bot.run.assemble import build_strategies
 
-    broker = AlpacaBroker(cfg.broker, use_stream=False, on_status=on_status)
+    broker = AlpacaBroker(cfg.broker, use_stream=False, on_status=on_status, **broker_args)
     b = cfg.broker
     feed = AlpacaBars(cfg.data, b.api_key.get_secret_value(), b.secret_key.get_secret_value())
     clock = BrokerClock(broker.client.get_clock, resync=resync)

@@ -294,6 +294,74 @@ def test_trailing_raise_replaces_the_stop_with_a_new_id(srv, make):
     assert rec.of(OrderFilled)[1].client_order_id == raised.client_order_id
 
 
+def _oco_after_a_lost_answer(srv, b: AlpacaBroker) -> tuple[Recorder, OrderIntent, OrderIntent]:
+    """Holding 10 AAA; its stop + take-profit sent (as the engine does, from the entry's fill) as one OCO
+    whose answer is a 504: the broker took it."""
+    stop = intent(Intent.STOP, Side.SELL, 10, OrderType.STOP, stop_price=80.0)
+    tp = intent(Intent.TAKE_PROFIT, Side.SELL, 10, OrderType.LIMIT, limit_price=500.0)
+
+    def on_entry(f: OrderFilled) -> None:
+        if f.side is Side.BUY:
+            b.submit(stop)
+            b.submit(tp)
+
+    rec = Recorder(b, on_entry)
+    b.submit(OPEN)
+    admin(srv, "advance", {"to": at("2024-06-03 09:31")})
+    admin(srv, "faults", {"rate_504": 1.0, "routes": ["POST /v2/orders"], "when": "after", "times": 1})
+    wait_for(lambda: rec.of(OrderFilled), step=b.drain)
+    assert state(srv)["injected"] == {"504": 1} and b.stats.ambiguous == 1
+    assert [o["order_class"] for o in state(srv)["orders"] if o["side"] == "sell"] == ["oco", "oco"]
+    return rec, stop, tp
+
+
+def test_the_stop_leg_of_an_oco_whose_answer_was_lost_is_learned(srv, make):
+    b = make(use_stream=False)
+    rec, stop, tp = _oco_after_a_lost_answer(srv, b)
+    leg = next(o for o in state(srv)["orders"] if o["type"] == "stop")
+    assert b.working(stop.client_order_id) and b.book.get(stop.client_order_id).broker_id == leg["id"]
+    b.cancel(stop.client_order_id)  # one leg canceled: the whole OCO ends, and both are reported
+    b.drain(poll=True)
+    assert sorted(c.client_order_id for c in rec.of(OrderCanceled)) == sorted(
+        [stop.client_order_id, tp.client_order_id]
+    )
+
+
+def test_a_stop_refused_because_our_oco_holds_the_shares_moves_that_oco_stop_instead(srv, make):
+    b = make(use_stream=False)
+    rec, stop, tp = _oco_after_a_lost_answer(srv, b)
+    again = intent(Intent.STOP, Side.SELL, 10, OrderType.STOP, rev=1, stop_price=85.0)
+    b.submit(again)  # e.g. a restart that saw no working stop: the broker says "insufficient qty"
+    b.drain(poll=True)
+    assert not rec.of(OrderRejected)  # nothing for the engine to flatten on
+    working = [o for o in state(srv)["orders"] if o["status"] == "new"]
+    assert sorted((o["client_order_id"], o["type"], o["order_class"]) for o in working) == sorted(
+        [(tp.client_order_id, "limit", "oco"), (again.client_order_id, "stop", "oco")]
+    )  # the OCO's leg now carries the new stop
+    assert float(next(o for o in working if o["type"] == "stop")["stop_price"]) == 85.0
+    assert [c.client_order_id for c in rec.of(OrderCanceled)] == [stop.client_order_id]  # replaced
+    assert b.working(again.client_order_id)
+
+
+def test_a_buy_floored_to_whole_shares_is_sent_floored(srv, make):
+    b = make(use_stream=False)  # whole shares only (fractional = False)
+    b.submit(intent(Intent.OPEN, Side.BUY, 10.5, OrderType.MARKET))
+    [o] = state(srv)["orders"]
+    assert float(o["qty"]) == 10
+
+
+def test_a_sell_capped_at_the_shares_held_is_sent_capped(srv, make):
+    b = make(use_stream=False)
+    rec = Recorder(b)
+    open_and_fill(srv, b, rec)
+    close = intent(Intent.CLOSE, Side.SELL, 15, OrderType.MARKET)  # more than the 10 held
+    b.submit(close)
+    b.drain()
+    assert not rec.of(OrderRejected)
+    sent = next(o for o in state(srv)["orders"] if o["client_order_id"] == close.client_order_id)
+    assert float(sent["qty"]) == 10
+
+
 def test_stop_that_cannot_be_placed_is_reported_rejected(srv, make):
     b = make(use_stream=False)
     rec = Recorder(b)

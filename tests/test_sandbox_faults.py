@@ -138,6 +138,20 @@ def test_partial_fills_then_the_rest(srv, tc):
     assert min(first, second) <= float(o.filled_avg_price) <= max(first, second)
 
 
+def test_the_market_moves_on_while_a_request_is_in_flight(srv, tc):
+    """`advance`: the sim clock steps forward before the matched request is answered, so a client's
+    second read sees what filled since its first (here: the open comes between two reads)."""
+    admin(srv, "reset", {"start": at("2024-06-03 09:29")})
+    o = tc.submit_order(order("mv"))
+    admin(srv, "faults", {"advance": 120, "routes": ["GET /v2/orders"], "times": 1})
+    assert tc.get_all_positions() == []  # not matched: the clock stays
+    assert tc.get_order_by_id(o.id).status == OrderStatus.FILLED  # the open passed during this request
+    st = admin(srv, "state")
+    assert st["now"] == "2024-06-03T13:31:00Z" and st["injected"] == {"advance": 1}
+    assert float(tc.get_all_positions()[0].qty) == 1
+    assert tc.get_order_by_id(o.id).status == OrderStatus.FILLED and admin(srv, "state")["now"] == st["now"]
+
+
 def test_reject_next_orders(srv, tc):
     admin(srv, "faults", {"reject_next": 1})
     o = tc.submit_order(order("rj-1"))

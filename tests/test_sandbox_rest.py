@@ -6,6 +6,8 @@ the open when a bar gaps through a stop), never from the sandbox's own code.
 
 from __future__ import annotations
 
+import urllib.parse
+
 import pandas as pd
 import pytest
 from alpaca.common.exceptions import APIError
@@ -347,6 +349,73 @@ def test_a_closed_oco_listed_nested_carries_its_filled_stop_leg(tc, srv):
     assert float(legs[0].filled_avg_price) == pytest.approx(gap.open)
     flat = tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.CLOSED, after=after))
     assert {x.id for x in flat} == {o.id, o.legs[0].id} and all(x.legs is None for x in flat)
+
+
+def test_a_replaced_oco_stop_leg_stays_listed_under_its_oco(tc, srv):
+    """A trailing raise replaces the OCO's stop leg: nested views keep listing the replaced leg under
+    its parent beside the new one (neither is a row of its own); a look-up by client_order_id carries
+    no legs, as Alpaca's route has no `nested`."""
+    _hold(tc, srv, 10, "2024-06-06")
+    advance(srv, "2024-06-10 10:00")  # in session: an `accepted` order can not be replaced
+    o = sell_oco(tc, 500.0, 80.0)
+    leg = o.legs[0]
+    new = tc.replace_order_by_id(leg.id, ReplaceOrderRequest(stop_price=81.0, client_order_id="sl-r1"))
+    [listed] = tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.OPEN, nested=True))
+    assert listed.id == o.id
+    assert [(x.id, x.status, x.replaced_by) for x in listed.legs] == [
+        (leg.id, OrderStatus.REPLACED, new.id),
+        (new.id, OrderStatus.NEW, None),
+    ]
+    one = tc.get_order_by_id(o.id, GetOrderByIdRequest(nested=True))
+    assert [x.id for x in one.legs] == [leg.id, new.id]
+    assert tc.get_order_by_client_id(o.client_order_id).legs is None
+    flat = tc.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL))
+    assert {x.id for x in flat} >= {o.id, leg.id, new.id}
+
+
+def test_account_activities_list_every_fill(tc, srv):
+    """GET /v2/account/activities (as Alpaca serves it, no alpaca-py method): one FILL per execution,
+    newest first by default, with the order's running totals; filters and paging by id."""
+    admin(srv, "faults", {"partial_fill_prob": 1.0})
+    gtc = MarketOrderRequest(symbol="AAA", qty=100, side=OrderSide.BUY, time_in_force=TimeInForce.GTC)
+    o = tc.submit_order(gtc)
+    advance(srv, "2024-06-03 16:30")  # a part fills at the 06-03 open
+    admin(srv, "faults", {"partial_fill_prob": 0.0})
+    advance(srv, "2024-06-04 16:30")  # the rest at the 06-04 open
+    assert tc.get_order_by_id(o.id).status == OrderStatus.FILLED
+    st, acts, _ = call(srv, "GET", "/v2/account/activities?activity_types=FILL&direction=asc")
+    assert st == 200 and [(a["activity_type"], a["order_id"], a["type"]) for a in acts] == [
+        ("FILL", str(o.id), "partial_fill"),
+        ("FILL", str(o.id), "fill"),
+    ]
+    part = float(acts[0]["qty"])
+    assert 0 < part < 100 and float(acts[1]["qty"]) == 100 - part
+    assert (acts[0]["cum_qty"], acts[0]["leaves_qty"], acts[0]["order_status"]) == (
+        acts[0]["qty"],
+        str(int(100 - part)),
+        "partially_filled",
+    )
+    assert (acts[1]["cum_qty"], acts[1]["leaves_qty"], acts[1]["order_status"]) == ("100", "0", "filled")
+    assert float(acts[1]["price"]) == pytest.approx(bar("2024-06-04").open)
+    first = acts[0]
+    assert float(first["price"]) == pytest.approx(bar("2024-06-03").open) and first["side"] == "buy"
+    assert first["symbol"] == "AAA" and first["transaction_time"] == "2024-06-03T13:30:00Z"
+    assert first["id"].startswith("20240603133000000::")
+    _, desc, _ = call(srv, "GET", "/v2/account/activities/FILL")
+    assert [a["id"] for a in desc] == [a["id"] for a in reversed(acts)]
+    _, page1, _ = call(srv, "GET", "/v2/account/activities/FILL?direction=asc&page_size=1")
+    token = urllib.parse.quote(page1[0]["id"])
+    _, page2, _ = call(
+        srv, "GET", f"/v2/account/activities/FILL?direction=asc&page_size=1&page_token={token}"
+    )
+    assert [page1[0]["id"], page2[0]["id"]] == [a["id"] for a in acts[:2]]
+    _, after, _ = call(srv, "GET", "/v2/account/activities/FILL?after=2024-06-04T00:00:00Z")
+    assert {a["transaction_time"][:10] for a in after} == {"2024-06-04"}
+    assert call(srv, "GET", f"/v2/account/activities?order_id={o.id}")[1] == desc
+    assert call(srv, "GET", "/v2/account/activities/DIV")[:2] == (200, [])  # no dividends here
+    assert call(srv, "GET", "/v2/account/activities?category=non_trade_activity")[:2] == (200, [])
+    assert call(srv, "GET", "/v2/account/activities?page_size=101")[0] == 422
+    assert call(srv, "GET", "/v2/account/activities/NOPE")[0] == 422
 
 
 def test_oto_stop_leg_activates_after_the_entry_fills(tc, srv):

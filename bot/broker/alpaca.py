@@ -7,11 +7,15 @@ Rules it keeps (research: /work/shared/research/alpaca-api.md, peers.md pains 1-
   by sending blindly (alpaca_send, alpaca_retry, alpaca_errors).
 - Protective orders live at the broker, so a dead bot still has them: the stop is a GTC stop right
   after the entry fill; with a take-profit both become one OCO exit (alpaca_protect); trailing raises
-  PATCH the stop with a new client_order_id (alpaca_replace).
+  PATCH the stop with a new client_order_id (alpaca_replace). An OCO's stop leg is learned from the
+  order read with its legs (a look-up by client_order_id has none); a stop refused for "insufficient
+  qty" is first checked against our own working stop, which is moved instead of the engine flattening.
 - Order state comes from the trade_updates stream (a background thread that only queues, alpaca_stream),
   with REST polling when the stream is down, reconnected or silent. One reconciliation function serves
   both (`OrderBook.apply`, alpaca_book): it compares the broker's filled_qty with what was delivered and
   emits the difference once.
+- Every wait on the driver's thread (a retry's backoff, a sell waiting for our other orders to end)
+  logs one line saying what it waits for (alpaca_retry.pause).
 - Nothing reaches the engine from another thread: events are queued and delivered by `drain()`,
   which the engine's `on_bar` and the driver call on the driver's thread.
 
@@ -119,7 +123,7 @@ class AlpacaBroker:
         self.book = OrderBook(self.rest, self.stats, on_status)
         self.sender = Sender(self.client, self.book, self.rest, self.stats, backoff, max_sends)
         self.mover = StopMover(self.client, self.book, self.rest, self.stats, backoff)
-        self.protect = Protector(self.book, self.sender)
+        self.protect = Protector(self.book, self.sender, self.mover)
         self.pretrade = PreTrade(self.client, self.book, fractional)
         self.reconciler = Reconciler(self.client, self.book, self.rest)
         self.updates = TradeUpdates(key, secret, self.stream_url, self.stats, use_stream)
@@ -176,7 +180,7 @@ class AlpacaBroker:
                 return
         elif not self.pretrade.check_buy(tr):
             return
-        self.sender.send(tr, order_request(intent))
+        self.sender.send(tr, order_request(tr.intent))  # as checked: floored to whole shares, capped to held
 
     def cancel(self, client_order_id: str) -> None:
         self.protect.drop(client_order_id)
@@ -192,6 +196,8 @@ class AlpacaBroker:
         """Move a live protective order (PATCH: new stop/limit price and/or qty, new client_order_id).
         A refused move keeps the old order working and routes the new id to it."""
         old = self.book.get(client_order_id)
+        if old is not None and old.broker_id is None and not old.done:
+            self.book.look(old)  # an OCO stop leg never seen, or a submit still unresolved: look first
         if old is None or old.broker_id is None or old.done:
             if old is not None and old.done and old.filled_qty > 0:
                 self.book.out.append(OrderCanceled(new.client_order_id, new.ts, new.symbol, ALREADY_FILLED))
@@ -268,6 +274,11 @@ class AlpacaBroker:
         the ids in `lookup` (journaled but never seen answered) and on our orders closed after `since`,
         are queued for `drain()` in fill order, so a fill made while the bot was down is delivered once."""
         return self.reconciler.reconcile(set_id, known, lookup, since)
+
+    def fills_after(self, after: pd.Timestamp | None, set_id: str, known: Mapping[str, float]) -> int:
+        """Queue the fills of our orders after `after` that the book and the journal (`known`) lack,
+        read from the account's fills; the number of orders settled (see `Reconciler.fills_after`)."""
+        return self.reconciler.fills_after(after, set_id, known)
 
     def cash(self) -> float:
         return self.reconciler.cash()

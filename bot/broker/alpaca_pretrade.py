@@ -102,16 +102,14 @@ class PreTrade:
         release the shares; an unfilled part of the entry must not fill later), then sell at most what
         the broker holds."""
         sym = tr.intent.symbol
-        for other in list(self.book.orders.values()):
-            if other is tr or other.done or other.intent.symbol != sym:
-                continue
+        book = self.book.orders.values()
+        others = [o for o in book if o is not tr and not o.done and o.intent.symbol == sym]
+        for other in others:
             if other.intent.side is Side.BUY:
                 cancel(other.cid)
-            deadline = time.monotonic() + 3.0
-            while not other.done and time.monotonic() < deadline:
-                self.book.refresh(other)
-                if not other.done:
-                    time.sleep(0.05)
+        waiting = [o for o in others if self.book.look(o)]
+        if waiting:
+            self._await_end(tr, waiting)
         held = self.position_qty(sym)
         if held is not None and held < tr.intent.qty - EPS:
             if held <= EPS:
@@ -120,3 +118,24 @@ class PreTrade:
                 return False
             tr.intent = with_qty(tr.intent, held)
         return True
+
+    def _await_end(self, tr: Tracked, waiting: list[Tracked], seconds: float = 3.0) -> None:
+        """Wait (at most `seconds`, saying so) for our other orders on the symbol to end: a canceled
+        protective order releases its shares only once the broker has ended it."""
+        log.info(
+            "waiting",
+            awaited=f"end of {', '.join(o.cid for o in waiting)} before selling",
+            cid=tr.cid,
+            seconds=seconds,
+        )
+        deadline = time.monotonic() + seconds
+        while waiting and time.monotonic() < deadline:
+            time.sleep(0.05)
+            waiting = [o for o in waiting if self.book.look(o)]
+        if waiting:
+            log.warning(
+                "still working at the broker: the sell may be refused (the engine then keeps the position "
+                "protected)",
+                cid=tr.cid,
+                working=", ".join(o.cid for o in waiting),
+            )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pandas as pd
@@ -16,9 +17,12 @@ from alpaca.trading.requests import GetOrdersRequest
 
 from bot.broker.alpaca_book import OrderBook
 from bot.broker.alpaca_retry import RestRetry
-from bot.broker.alpaca_types import EPS, TERMINAL, num, ny_time
+from bot.broker.alpaca_types import EPS, TERMINAL, num, ny_time, stop_leg
 from bot.core.events import Intent, OrderIntent, OrderType, Side
 from bot.core.ids import PREFIX
+from bot.core.log import get
+
+log = get("soxbot.alpaca")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,27 +95,84 @@ class Reconciler:
         known = known or {}
         prefix = f"{PREFIX}-{set_id}-"
         rec = Reconciliation()
-        acct = self.rest.get(self.client.get_account)
+        acct, rec.positions, orders, listed = self._snapshot(since)
         rec.cash, rec.equity = num(acct.get("cash")), num(acct.get("equity"))
-        rec.positions = self.positions()
-        orders = self.rest.get(
-            lambda: self.client.get_orders(
-                GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500, nested=True)
-            )
-        )
         for o in orders:
             self._open(o, prefix, known, rec)
-        closed: dict[str, dict[str, Any]] = {}
-        if since is not None:  # nested: an OCO's stop leg comes under its take-profit parent
-            after = since.to_pydatetime()
-            req = GetOrdersRequest(status=QueryOrderStatus.CLOSED, limit=500, after=after, nested=True)
-            closed = _closed_ours(self.rest.get(lambda: self.client.get_orders(req)), prefix)
+        closed = _closed_ours([*listed, *orders], prefix)  # + legs replaced under a working OCO
         done = self._looked_up(lookup, closed, rec)
         for cid, o in closed.items():
             if cid not in self.book.orders:
                 done.setdefault(cid, o)
         self._finished(done, known, rec)
         return rec
+
+    def _snapshot(self, since: pd.Timestamp | None, tries: int = 4) -> tuple[Any, ...]:
+        """The account, positions, open orders and orders closed after `since`, as one consistent view:
+        read again while the positions read after the orders differ from those read before (a fill
+        landed in between, e.g. a stop that triggered during the read: the orders would say it filled
+        while the positions still held the shares)."""
+        open_req = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=500, nested=True)
+        for attempt in range(tries):
+            acct = self.rest.get(self.client.get_account, "the account")
+            before = self.positions()
+            orders = self.rest.get(partial(self.client.get_orders, open_req), "open orders")
+            closed: list[dict[str, Any]] = []
+            if since is not None:  # nested: an OCO's stop leg comes under its take-profit parent
+                req = GetOrdersRequest(
+                    status=QueryOrderStatus.CLOSED, limit=500, after=since.to_pydatetime(), nested=True
+                )
+                closed = self.rest.get(partial(self.client.get_orders, req), "closed orders")
+            after = self.positions()
+            if after == before:
+                return acct, after, orders, closed
+            log.info("positions changed while the orders were read: reading again", attempt=attempt + 1)
+        return self.rest.get(self.client.get_account, "the account"), after, orders, closed
+
+    def fills_after(self, after: pd.Timestamp | None, set_id: str, known: Mapping[str, float]) -> int:
+        """Settle from the account's fills: every execution after `after` (Alpaca's FILL activities) on
+        an order of ours whose fill is neither delivered by the book nor in `known` (the journal's filled
+        qty per client_order_id) is queued for `drain`. For a difference between the engine's and the
+        broker's positions that a poll of the orders did not explain (an order the book no longer
+        follows, or one it could not read). Returns the number of orders settled."""
+        prefix = f"{PREFIX}-{set_id}-"
+        settled = 0
+        for oid, cum in self._executions(after).items():
+            cid = self.book.by_broker.get(oid)
+            tr = self.book.orders.get(cid) if cid else None
+            if tr is not None:
+                if cum > tr.filled_qty + EPS:
+                    self.book.refresh(tr)
+                    settled += 1
+                continue
+            o = self.rest.get_order(oid)
+            cid = str((o or {}).get("client_order_id", ""))
+            if o is None or not cid.startswith(prefix):
+                continue
+            if num(o.get("filled_qty")) <= known.get(cid, 0.0) + EPS:
+                continue
+            tr = self.book.track(_intent_from_order(o))
+            tr.filled_qty = known.get(cid, 0.0)
+            tr.filled_value = tr.filled_qty * num(o.get("filled_avg_price"))
+            self.book.apply(o, "poll")
+            settled += 1
+        return settled
+
+    def _executions(self, after: pd.Timestamp | None) -> dict[str, float]:
+        """{broker order id: filled qty so far} from the account's FILL activities after `after`."""
+        params: dict[str, Any] = {"direction": "asc", "page_size": 100}
+        if after is not None:
+            params["after"] = after.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+        out: dict[str, float] = {}
+        while True:
+            read = partial(self.client.get, "/account/activities/FILL", dict(params))
+            rows = self.rest.get(read, "the account's fills") or []
+            for a in rows:
+                oid = str(a.get("order_id"))
+                out[oid] = max(out.get(oid, 0.0), num(a.get("cum_qty")))
+            if len(rows) < params["page_size"]:
+                return out
+            params["page_token"] = rows[-1]["id"]
 
     def _open(self, o: dict[str, Any], prefix: str, known: Mapping[str, float], rec: Reconciliation) -> None:
         """One open order at the broker: ours is tracked again (an OCO with its stop leg), others listed."""
@@ -124,9 +185,8 @@ class Reconciler:
             return
         intent = _intent_from_order(o)
         tr = book.track(intent)
-        legs = [leg for leg in o.get("legs") or () if isinstance(leg, dict)]
-        if o.get("order_class") == "oco" and legs:
-            leg = legs[0]
+        leg = stop_leg(o)
+        if o.get("order_class") == "oco" and leg is not None:
             stop_cid = _oco_stop_cid(cid, leg, prefix)
             st = book.track(_intent_from_order({**leg, "client_order_id": stop_cid}, Intent.STOP))
             st.oco_with, tr.oco_with = cid, stop_cid
@@ -199,10 +259,11 @@ def _oco_stop_cid(parent_cid: str, leg: Mapping[str, Any], prefix: str) -> str:
 
 
 def _closed_ours(orders: Iterable[dict[str, Any]], prefix: str) -> dict[str, dict[str, Any]]:
-    """Our finished orders from a nested listing, by the engine's ids: each of our orders without its
-    legs, and each OCO stop leg on its own under the id the engine knows it by, so that a stop-leg or
-    take-profit fill made while the bot was down is seen exactly once. A leg a replaced parent still
-    lists is taken once."""
+    """Our orders from a nested listing, by the engine's ids: each of our orders without its legs, and
+    each OCO stop leg on its own under the id the engine knows it by, so that a stop-leg or take-profit
+    fill made while the bot was down is seen exactly once, and a leg replaced since (still listed under
+    its OCO, working or not) is found by the id the journal has for it. A leg a replaced parent still
+    lists is taken once; orders tracked as working are left out by the caller."""
     out: dict[str, dict[str, Any]] = {}
     for o in orders:
         cid = str(o.get("client_order_id", ""))

@@ -4,7 +4,6 @@ id to it, so the engine's later cancel or move still reaches the order that prot
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from alpaca.trading.client import TradingClient
@@ -12,7 +11,7 @@ from alpaca.trading.client import TradingClient
 from bot.broker.alpaca_book import OrderBook
 from bot.broker.alpaca_errors import error_kind, error_message
 from bot.broker.alpaca_orders import replace_fields, replace_request
-from bot.broker.alpaca_retry import RestRetry
+from bot.broker.alpaca_retry import RestRetry, pause
 from bot.broker.alpaca_types import Stats, Tracked, with_qty
 from bot.core.events import OrderCanceled, OrderIntent
 from bot.core.log import get
@@ -78,7 +77,7 @@ class StopMover:
                     book.alias[new.client_order_id] = old.cid
                     return None
                 if i < len(self.backoff):
-                    time.sleep(self.backoff[i])
+                    pause(self.backoff[i], f"move of {old.cid} to {new.client_order_id}: trying again")
         if order is None:
             log.warning("move unresolved; the previous order stays", cid=old.cid)
             book.alias[new.client_order_id] = old.cid

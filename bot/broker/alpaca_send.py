@@ -5,7 +5,7 @@ unique" means it was sent already, and the existing order is adopted."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
 from alpaca.trading.client import TradingClient
@@ -13,12 +13,13 @@ from alpaca.trading.client import TradingClient
 from bot.broker.alpaca_book import OrderBook
 from bot.broker.alpaca_errors import error_kind, error_message
 from bot.broker.alpaca_orders import oco_request, order_request
-from bot.broker.alpaca_retry import RestRetry
+from bot.broker.alpaca_retry import RestRetry, pause
 from bot.broker.alpaca_types import Stats, Tracked
 from bot.core.events import Intent
 from bot.core.log import get
 
 log = get("soxbot.alpaca")
+Refusal = Callable[[Tracked, str], bool]  # (the refused order, the broker's reason) -> handled
 
 
 class Sender:
@@ -47,8 +48,9 @@ class Sender:
             return oco_request(stop.intent, tp.intent)
         return order_request(tr.intent)
 
-    def send(self, tr: Tracked, req: Any) -> None:
-        """Send once; resolve any ambiguous answer by looking the id up; re-send only after a 404."""
+    def send(self, tr: Tracked, req: Any, refused: Refusal | None = None) -> None:
+        """Send once; resolve any ambiguous answer by looking the id up; re-send only after a 404.
+        A refusal rejects `tr`, unless `refused(tr, reason)` dealt with it (and returned True)."""
         for i in range(self.max_sends):
             if tr.sends >= self.max_sends:
                 break
@@ -61,7 +63,8 @@ class Sender:
             except Exception as exc:
                 kind = error_kind(exc)
                 if kind == "rejected":
-                    self.book.reject(tr, error_message(exc))
+                    if refused is None or not refused(tr, error_message(exc)):
+                        self.book.reject(tr, error_message(exc))
                     return
                 if kind == "duplicate":
                     self.stats.adopted += 1
@@ -80,7 +83,7 @@ class Sender:
                         tr.unresolved = True
                         return
                     if i < len(self.backoff):
-                        time.sleep(self.backoff[i])
+                        pause(self.backoff[i], f"order {tr.cid}: not at the broker, sending it again")
                     continue  # not created: the same client_order_id is safe to send again
             self.book.register(tr, order)
             self.book.status(tr.cid, "submitted", tr.broker_id)

@@ -67,3 +67,14 @@ def price_str(p: float) -> float:
 
 def with_qty(i: OrderIntent, qty: float) -> OrderIntent:
     return replace(i, qty=qty)
+
+
+def stop_leg(order: dict[str, Any]) -> dict[str, Any] | None:
+    """An OCO's stop leg as a nested answer lists it. Alpaca keeps the legs replaced since (a trailing
+    raise) under the parent too, so the first leg is not always the live one: the working leg, else the
+    end of the replacement chain. None when the answer carries no legs (a look-up by client_order_id)."""
+    legs = [leg for leg in order.get("legs") or () if isinstance(leg, dict)]
+    live = [leg for leg in legs if str(leg.get("status")) not in TERMINAL]
+    ends = [leg for leg in legs if not leg.get("replaced_by")]
+    pick = live or ends or legs
+    return pick[-1] if pick else None

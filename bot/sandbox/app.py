@@ -11,7 +11,8 @@ Admin (no auth, for tests and tools):
                        optional "speed"; processes every event on the way (fills, expiries, pushes)
   POST /admin/reset    {"start": ISO?}: fresh $100k account, no orders, clock back to start, faults
                        back to the start-up ones
-  GET|POST /admin/faults  patch of `faults.Faults` fields, plus {"drop_ws": true} (close every
+  GET|POST /admin/faults  patch of `faults.Faults` fields (errors, delays, `advance`: the clock moves
+                       on while a matched request is in flight), plus {"drop_ws": true} (close every
                        WebSocket now) and {"clear": true}
 
 Behaviour worth knowing (where the sandbox differs from Alpaca paper, which fills on live quotes):
@@ -21,6 +22,8 @@ Behaviour worth knowing (where the sandbox differs from Alpaca paper, which fill
   fill; within an exit group a bar touching both legs is read as hitting the stop first.
 - A day order lives through the session of the first bar it can trade on, so with daily bars an
   order sent mid-session fills at the next open instead of expiring unfilled.
+- Nested views list an OCO's replaced stop legs under it beside the working one; account activities
+  are FILL only (no dividends, fees or transfers happen here).
 - Not simulated: short selling (sells are capped at the position), buy-stop to stop-limit
   conversion, opg/cls (422), PDT, the 90-day GTC expiry, asynchronous cancels (they are immediate),
   replacing an `accepted` order (422, as the research notes Alpaca does). Quotes are the last price
@@ -231,6 +234,8 @@ async def faults_mw(request: web.Request, handler):
     if over:
         return _json(ERROR_BODIES[429], 429, headers)
     d = inj.decide(request.method, request.path)
+    if d.advance:  # the market moves on while this request travels: what comes due fills first
+        sb.exchange.advance(sb.exchange.sync() + pd.Timedelta(seconds=d.advance))
     if inj.faults.when == "before" or (d.status is None and not d.delay):
         if d.delay:
             await asyncio.sleep(d.delay)
@@ -374,6 +379,11 @@ async def delete_order(request: web.Request) -> web.Response:
 
 async def delete_orders(request: web.Request) -> web.Response:
     return _json(_sb(request).exchange.cancel_all(), 207)
+
+
+async def activities(request: web.Request) -> web.Response:
+    ex = _sb(request).exchange
+    return _json(ex.activities_json(dict(request.query), request.match_info.get("activity_type")))
 
 
 async def positions(request: web.Request) -> web.Response:
@@ -585,6 +595,8 @@ def build_app(data_dir: str | Path | None = None, timeframe: str = "1d", speed: 
     r.add_get("/v2/orders/{order_id}", get_order)
     r.add_patch("/v2/orders/{order_id}", patch_order)
     r.add_delete("/v2/orders/{order_id}", delete_order)
+    r.add_get("/v2/account/activities", activities)
+    r.add_get("/v2/account/activities/{activity_type}", activities)
     r.add_get("/v2/positions", positions)
     r.add_delete("/v2/positions", close_positions)
     r.add_get("/v2/positions/{symbol_or_asset_id}", position)

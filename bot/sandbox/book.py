@@ -100,6 +100,11 @@ class OrderBook:
     def legs(self, o: Order) -> list[Order]:
         return [self.orders[i] for i in o.leg_ids]
 
+    def listed_legs(self, o: Order) -> list[Order]:
+        """The legs a nested view shows: the working ones and those replaced since, oldest first (a
+        replaced leg stays part of its group's history, as at Alpaca)."""
+        return sorted((self.orders[i] for i in (*o.past_leg_ids, *o.leg_ids)), key=lambda leg: leg.seq)
+
     def exit_group(self, o: Order) -> list[Order]:
         """The orders that cancel each other: bracket/OTO legs, or an OCO's parent and leg."""
         root = self.group_root(o)

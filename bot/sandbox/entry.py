@@ -147,7 +147,9 @@ class OrderEntry:
         if old.parent_id:
             parent = orders[old.parent_id]
             parent.leg_ids = [new.id if i == old.id else i for i in parent.leg_ids]
+            parent.past_leg_ids.append(old.id)  # Alpaca keeps listing a replaced leg under its parent
         new.leg_ids = list(old.leg_ids)
+        new.past_leg_ids = list(old.past_leg_ids)
         for leg_id in new.leg_ids:
             orders[leg_id].parent_id = new.id
         old.replaced_by = new.id

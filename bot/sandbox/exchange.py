@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from bot.sandbox.accounts import Portfolio
+from bot.sandbox.activities import Activities
 from bot.sandbox.book import OrderBook
 from bot.sandbox.clock import SimClock, rfc3339
 from bot.sandbox.entry import OrderEntry
@@ -63,6 +64,7 @@ class Exchange:
         self.clock.set(start)
         self.portfolio = Portfolio(cfg.starting_cash, cfg.multiplier)
         self.book = OrderBook(cfg.seed)
+        self.activities = Activities()
         self.timeline = Timeline(self.market, start)
         self.created_at = start
         self.updates = Updates(self.trade_listeners, self.bar_listeners, self.book.new_id, self.timeline)
@@ -78,6 +80,7 @@ class Exchange:
             cfg.slippage_bps,
             cfg.partial_fill_prob,
             cfg.seed + 1,
+            self.activities,
         )
         self.sessions = Sessions(
             self.portfolio, self.book, self.funds, self.legs, self.updates, self.timeline
@@ -201,7 +204,7 @@ class Exchange:
         return self.book.get_by_client_id(cid)
 
     def order_json(self, o: Order, nested: bool = False) -> dict:
-        return o.to_json(self.book.legs(o) if nested and o.leg_ids else None)
+        return o.to_json(self.book.listed_legs(o) if nested and (o.leg_ids or o.past_leg_ids) else None)
 
     def list_orders(
         self,
@@ -238,6 +241,12 @@ class Exchange:
 
     def replace(self, order_id: str, body: Any) -> Order:
         return self.entry.replace(self.get(order_id), body)
+
+    # ------------------------------------------------------------ API: account activities
+
+    def activities_json(self, query: dict[str, str], activity_type: str | None = None) -> list[dict]:
+        self.sync()
+        return self.activities.query(query, activity_type)
 
     # ------------------------------------------------------------ API: positions
 

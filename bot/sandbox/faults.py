@@ -1,7 +1,9 @@
 """Fault switches for tests: injected HTTP errors, slow responses, dropped sockets, partial fills and
-rejections. Errors on a state-changing route can land BEFORE the handler runs (nothing happened)
-or AFTER it (the order exists but the client saw an error): the two ambiguous cases a bot must
-reconcile through GET /v2/orders:by_client_order_id.
+rejections, and a market that moves on while a request is in flight (`advance`: the sim clock steps
+forward, filling what comes due, before the matched request is answered, e.g. between a client's read
+of its positions and of its orders). Errors on a state-changing route can land BEFORE the handler runs
+(nothing happened) or AFTER it (the order exists but the client saw an error): the two ambiguous cases
+a bot must reconcile through GET /v2/orders:by_client_order_id.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class Faults:
     rate_504: float = 0.0
     delay: float = 0.0  # seconds added to matched requests (delay_rate of them)
     delay_rate: float = 1.0
+    advance: float = 0.0  # sim seconds the market moves on while a matched request is in flight
     routes: list[str] = field(default_factory=list)  # "POST /v2/orders" or "/v2/orders"; [] = every route
     when: str = "before"  # "before": fault instead of the handler; "after": handler runs, then the fault
     times: int = 0  # HTTP faults still to inject; 0 = no limit
@@ -41,8 +44,8 @@ class Faults:
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be between 0 and 1, got {v}")
-        if self.delay < 0 or self.times < 0 or self.reject_next < 0 or self.rate_limit < 0:
-            raise ValueError("delay, times, reject_next and rate_limit must be >= 0")
+        if min(self.delay, self.advance, self.times, self.reject_next, self.rate_limit) < 0:
+            raise ValueError("delay, advance, times, reject_next and rate_limit must be >= 0")
         if self.when not in ("before", "after"):
             raise ValueError(f"when must be 'before' or 'after', got {self.when!r}")
         if self.reject_mode not in ("event", "http"):
@@ -73,6 +76,7 @@ class Faults:
 class Decision:
     status: int | None = None
     delay: float = 0.0
+    advance: float = 0.0  # sim seconds to move the clock on before the handler runs
 
 
 def route_matches(routes: list[str], method: str, path: str) -> bool:
@@ -125,19 +129,20 @@ class FaultInjector:
                 break
             r -= rate
         delay = f.delay if f.delay > 0 and self.rng.random() < f.delay_rate else 0.0
-        if status is None and not delay:
+        advance = f.advance
+        if status is None and not delay and not advance:
             return Decision()
         if f.times > 0:
             self.faults.times -= 1
             if self.faults.times == 0:
                 self._exhausted()
-        self.injected[str(status) if status else "delay"] += 1
-        return Decision(status, delay)
+        self.injected[str(status) if status else "delay" if delay else "advance"] += 1
+        return Decision(status, delay, advance)
 
     def _exhausted(self) -> None:
         """A counted fault set ran out: switch its HTTP faults off."""
         self.faults.rate_429 = self.faults.rate_500 = self.faults.rate_504 = 0.0
-        self.faults.delay = 0.0
+        self.faults.delay = self.faults.advance = 0.0
 
     def rate_limited(self, now: float) -> tuple[bool, int, int]:
         """Real per-minute limit: (over, remaining, reset unix seconds)."""

@@ -12,6 +12,7 @@ import pandas as pd
 
 from bot.core.fills import limit_fill, market_fill, stop_fill
 from bot.sandbox.accounts import Portfolio, dec
+from bot.sandbox.activities import Activities
 from bot.sandbox.book import OrderBook
 from bot.sandbox.legs import Legs
 from bot.sandbox.market import MarketData
@@ -59,8 +60,10 @@ class Matcher:
         slippage_bps: float,
         partial_fill_prob: float,
         seed: int,
+        activities: Activities,
     ) -> None:
         self.market = market
+        self.activities = activities
         self.book = book
         self.portfolio = portfolio
         self.legs = legs
@@ -148,9 +151,12 @@ class Matcher:
         self.book.set_status(o, "filled" if full else "partially_filled", t)
         if full:
             o.filled_at = t
+        execution_id = self.book.new_id()
+        self.activities.record(o, qty, price, t, execution_id)
         self.updates.emit(
             "fill" if full else "partial_fill",
             o,
+            execution_id,
             price=dec(price, 6),
             qty=dec(qty),
             position_qty=dec(pos_qty),

@@ -68,6 +68,7 @@ class Order:
     replaces: str | None = None
     parent_id: str | None = None
     leg_ids: list[str] = field(default_factory=list)
+    past_leg_ids: list[str] = field(default_factory=list)  # legs replaced since: still listed as legs
     eligible_after: pd.Timestamp | None = None  # trades only on bars starting strictly later
     triggered: bool = False  # stop_limit: the stop has been elected
     seq: int = 0

@@ -30,11 +30,12 @@ class Updates:
         self._new_id = new_id
         self._timeline = timeline
 
-    def emit(self, event: str, order: Order, **fill: Any) -> None:
-        """A `trade_updates` message; only fills carry an execution_id (one id is drawn regardless)."""
+    def emit(self, event: str, order: Order, execution_id: str | None = None, **fill: Any) -> None:
+        """A `trade_updates` message; only fills carry an execution_id (one id is drawn regardless,
+        unless the caller drew it: a fill's id is also its account activity's)."""
         data = {
             "event": event,
-            "execution_id": self._new_id(),
+            "execution_id": execution_id if execution_id is not None else self._new_id(),
             "order": order.to_json(None),
             "timestamp": rfc3339(self._timeline.t),
             **fill,

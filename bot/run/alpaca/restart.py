@@ -76,10 +76,12 @@ class Restart:
         elif held:
             e.pos = self._journal_position(held[0], books, rec)
         self._deliver()
-        if self._mismatch(rec.positions):  # a fill may have landed between the broker's answers: ask again
+        if self._mismatch(rec.positions):  # a fill the orders did not show yet: ask again, then the fills
             self.broker.poll()
             self._deliver()
             rec.positions = self.broker.positions()
+            if e.pos is not None and self._mismatch(rec.positions):  # the journal's position: its fills
+                self._from_fills(books, rec)
             rec.cash = self.broker.cash()
         e.cash = min(float(self.cfg.broker.starting_cash), rec.cash) if rec.cash > 0 else e.cash
         e.equity_now = e.day_start_equity = e.peak_equity = e.cash  # the broker's cash counts every fill
@@ -105,14 +107,29 @@ class Restart:
                         actions=" | ".join(self.events))  # fmt: skip
             self.events.clear()
 
+    def _from_fills(self, books: JournalBooks, rec: Reconciliation) -> None:
+        """The journal's position still differs from the broker's after a poll: the account's fills
+        since the journal's last one are asked (a position the journal never had is not settled this
+        way: it is adopted or left alone in `_compare`)."""
+        if self.broker.fills_after(books.since(), self.set_id, books.fills):
+            self._deliver()
+            rec.positions = self.broker.positions()
+
     def _mismatch(self, positions: dict[str, tuple[float, float]]) -> bool:
+        """The broker's positions differ from the engine's in a symbol the engine holds or trades (a
+        traded symbol held at the broker counts too: a stop that filled during the read must not leave
+        its shares behind as a position nobody owns)."""
         e = self.engine
         mine = {e.pos.symbol: e.pos.qty} if e.pos is not None else {}
-        watched = set(mine) | {o.symbol for o in e.orders.values()}
+        traded = set(self.cfg.universe.traded)
+        watched = set(mine) | {o.symbol for o in e.orders.values()} | (set(positions) & traded)
         return any(abs(positions.get(s, (0.0, 0.0))[0] - mine.get(s, 0.0)) > 1e-9 for s in watched)
 
     def _settle_journal(self, rec: Reconciliation) -> None:
+        """What the broker said about orders an earlier run left unanswered: final statuses, 'not_sent',
+        and 'submitted' for those working at the broker (no row stays 'intent' once its order is seen)."""
         statuses = {cid: st for cid, st in rec.found.items() if st in FINAL}
+        statuses.update({cid: "submitted" for cid, st in rec.found.items() if st not in FINAL})
         for cid in rec.not_sent:
             statuses[cid] = "not_sent"
             log.warning("journaled order never reached the broker: not sent, and never will be", cid=cid)
@@ -127,11 +144,23 @@ class Restart:
 
     def check_positions(self, when: str) -> str | None:
         """The broker's positions in the traded symbols against the engine's (pre-open, end of day). A
-        difference the bot did not make (a position closed or opened by hand, a fill it never heard of)
-        is an unknown state: alerted, and no new entries. Returns what differs, or None."""
+        fill on its way is asked for first (a poll of our orders, then the account's fills), so a stop
+        that filled a moment ago settles by itself. A difference the bot did not make (a position closed
+        or opened by hand, a fill it never heard of) is an unknown state: alerted, and no new entries.
+        Returns what differs, or None."""
         e, b = self.engine, self.broker
         traded = set(self.cfg.universe.traded) - self.foreign
-        for attempt in range(2):
+        held: dict[str, float] = {}
+        mine: dict[str, float] = {}
+        for attempt in range(3):
+            if attempt == 1:  # a fill may be on its way: ask for it
+                b.poll()
+                self.pump(0)
+            elif attempt == 2:  # still different: what the account's fills say
+                books = read_books(self.journal, self.set_id)
+                if not b.fills_after(books.since(), self.set_id, books.fills):
+                    break
+                self.pump(0)
             try:
                 held = {s: q for s, (q, _) in b.positions().items() if s in traded}
             except Exception as exc:
@@ -140,9 +169,6 @@ class Restart:
             mine = {e.pos.symbol: e.pos.qty} if e.pos is not None else {}
             if all(abs(held.get(s, 0.0) - mine.get(s, 0.0)) <= 1e-9 for s in held.keys() | mine.keys()):
                 return None
-            if attempt == 0:  # a fill may be on its way: ask for it, then compare again
-                b.poll()
-                self.pump(0)
         what = f"the engine holds {_holding(mine)}, the broker {_holding(held)}"
         if what not in self.unknown:
             self.unknown_state(what, when)
