@@ -135,10 +135,16 @@ class Journal:
     def order_status(
         self, client_order_id: str, status: str, broker_id: str | None = None, detail: str = ""
     ) -> None:
+        """The broker's latest word on an order, in this run's row; an order an earlier run sent (a stop
+        adopted on restart that fills now) has its row in that run, and that row is the one updated."""
+        row = (status, broker_id, detail, _now(), client_order_id)
+        sql = "UPDATE orders SET status=?, broker_id=COALESCE(?, broker_id), detail=?, updated_at=? "
+        if self.db.execute(sql + "WHERE client_order_id=? AND run_id=?", (*row, self.run_id)).rowcount:
+            return
         self.db.execute(
-            "UPDATE orders SET status=?, broker_id=COALESCE(?, broker_id), detail=?, updated_at=? "
-            "WHERE client_order_id=? AND run_id=?",
-            (status, broker_id, detail, _now(), client_order_id, self.run_id),
+            sql
+            + "WHERE client_order_id=? AND run_id=(SELECT max(run_id) FROM orders WHERE client_order_id=?)",
+            (*row, client_order_id),
         )
 
     def mark_unanswered(self, statuses: Mapping[str, str]) -> None:
