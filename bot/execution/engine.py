@@ -179,6 +179,14 @@ class Engine:
     def close(self, pos: Position, why: ExitReason, reason: str) -> None:
         self.desk.close(pos, self.now, why, reason)
 
+    def revalue(self) -> float:
+        """Equity now: the cash and the position at its last known price. A bar's close marks it; a live
+        driver calls this when a fill or a restart changed the books since (the bar's mark is stale)."""
+        pos = self.pos
+        value = pos.qty * self.last_close.get(pos.symbol, pos.entry_price) if pos is not None else 0.0
+        self.equity_now = self.cash + value
+        return self.equity_now
+
     def flatten(self, why: str) -> None:
         """Close the position (if it is not already closing) and drop a pending entry."""
         self.pending_open = None

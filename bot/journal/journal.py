@@ -2,8 +2,14 @@
 
 It answers "why did it buy?" after the fact, and it is the bot's memory across restarts (WAL mode).
 Order intents are committed *before* the order is sent (`order_intent`), so a crash between the two
-leaves a row to reconcile by client_order_id rather than a silent gap. Backtests use `buffered=True`:
-rows collect in memory and are written in batches, since nothing there can be lost to a crash.
+leaves a row to reconcile by client_order_id rather than a silent gap.
+
+A journal that writes through (every `soxbot run`) is durable: SQLite `synchronous=FULL`, so each
+commit waits for the disk and a power cut cannot lose an intent written before its order was sent.
+Only the per-bar record (signals, equity), which nothing reads back to trade, goes through a second
+connection that does not wait; it shares the WAL file, so the next durable commit syncs it too.
+Backtests use `buffered=True` (the fast path): rows collect in memory and are written in batches,
+since nothing there can be lost to a crash.
 """
 
 from __future__ import annotations
@@ -52,14 +58,22 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
+PER_BAR = frozenset({"signals", "equity"})  # a durable journal commits these without waiting for the disk
+
+
 class Journal:
-    def __init__(self, path: str | Path, buffered: bool = False) -> None:
+    def __init__(self, path: str | Path, buffered: bool = False, durable: bool = True) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.durable = durable and not buffered
+        self.db.execute(f"PRAGMA synchronous={'FULL' if self.durable else 'NORMAL'}")
         self.db.executescript(SCHEMA)
+        self._bar_db = self.db  # the per-bar record's connection: its own, at NORMAL, when durable
+        if self.durable:  # one WAL file: the next FULL commit on `db` syncs these rows too
+            self._bar_db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+            self._bar_db.execute("PRAGMA synchronous=NORMAL")
         self.buffered = buffered
         self._buf: dict[str, list[tuple[Any, ...]]] = {"signals": [], "risk": [], "fills": [], "equity": []}
         self.run_id = 0
@@ -84,7 +98,7 @@ class Journal:
         if self.buffered:
             self._buf[table].append(row)
         else:
-            self.db.execute(sql, row)
+            (self._bar_db if table in PER_BAR else self.db).execute(sql, row)
 
     def signal(
         self,
@@ -135,10 +149,16 @@ class Journal:
     def order_status(
         self, client_order_id: str, status: str, broker_id: str | None = None, detail: str = ""
     ) -> None:
+        """The broker's latest word on an order, in this run's row; an order an earlier run sent (a stop
+        adopted on restart that fills now) has its row in that run, and that row is the one updated."""
+        row = (status, broker_id, detail, _now(), client_order_id)
+        sql = "UPDATE orders SET status=?, broker_id=COALESCE(?, broker_id), detail=?, updated_at=? "
+        if self.db.execute(sql + "WHERE client_order_id=? AND run_id=?", (*row, self.run_id)).rowcount:
+            return
         self.db.execute(
-            "UPDATE orders SET status=?, broker_id=COALESCE(?, broker_id), detail=?, updated_at=? "
-            "WHERE client_order_id=? AND run_id=?",
-            (status, broker_id, detail, _now(), client_order_id, self.run_id),
+            sql
+            + "WHERE client_order_id=? AND run_id=(SELECT max(run_id) FROM orders WHERE client_order_id=?)",
+            (*row, client_order_id),
         )
 
     def mark_unanswered(self, statuses: Mapping[str, str]) -> None:
@@ -209,4 +229,6 @@ class Journal:
 
     def close(self) -> None:
         self.flush()
+        if self._bar_db is not self.db:
+            self._bar_db.close()
         self.db.close()

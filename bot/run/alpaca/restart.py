@@ -84,9 +84,9 @@ class Restart:
                 self._from_fills(books, rec)
             rec.cash = self.broker.cash()
         e.cash = min(float(self.cfg.broker.starting_cash), rec.cash) if rec.cash > 0 else e.cash
-        e.equity_now = e.day_start_equity = e.peak_equity = e.cash  # the broker's cash counts every fill
         self._settle_journal(rec)  # after their fills are journaled: a kill before this looks them up again
         self._compare(rec)
+        self._value_books()
         if e.pos is not None:
             self._protect_held()
         for cid in rec.unknown:
@@ -124,6 +124,17 @@ class Restart:
         traded = set(self.cfg.universe.traded)
         watched = set(mine) | {o.symbol for o in e.orders.values()} | (set(positions) & traded)
         return any(abs(positions.get(s, (0.0, 0.0))[0] - mine.get(s, 0.0)) > 1e-9 for s in watched)
+
+    def _value_books(self) -> None:
+        """The day's starting equity (and the peak) from what the bot holds now: its cash (the broker's
+        counts every fill) and its position at the current price. Cash alone would show a held position
+        as the day's profit in the first daily summary."""
+        e = self.engine
+        if e.pos is not None:
+            px = self._price_now(e.pos.symbol)
+            if px is not None:
+                e.last_close[e.pos.symbol] = px
+        e.day_start_equity = e.peak_equity = e.revalue()
 
     def _settle_journal(self, rec: Reconciliation) -> None:
         """What the broker said about orders an earlier run left unanswered: final statuses, 'not_sent',

@@ -23,14 +23,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 
 from bot.core.log import get
+from bot.data.calendar import TZ
 from bot.run.service.alerts import AlertSender, daily_text, engine_alert
 from bot.run.service.health import HealthServer, HealthState, Metrics
 from bot.run.service.schedule import MarketScheduler, ScheduleSpec, SimClock
 
 if TYPE_CHECKING:
     import threading
+    from collections.abc import Iterable
 
     from bot.core.config import Settings
+    from bot.core.events import Trade
     from bot.execution.engine import Engine
 
 log = get("soxbot.service")
@@ -60,6 +63,16 @@ class Trader(Protocol):
     def pump(self, seconds: float) -> None: ...
 
     def check_positions(self, when: str) -> str | None: ...
+
+
+def closed_on(trades: Iterable[Trade], session: dt.date) -> int:
+    """The trades whose exit fell in `session` (New York date): the engine's list holds every session of
+    the run, and a fill made while the bot was down is booked at the restart under its own day."""
+    return sum(1 for t in trades if _ny_date(t.exit_time) == session)
+
+
+def _ny_date(ts: pd.Timestamp) -> dt.date:
+    return (ts.tz_convert(TZ) if ts.tzinfo is not None else ts).date()
 
 
 class ServiceLoop:
@@ -165,20 +178,21 @@ class ServiceLoop:
         r.pump(0)
         r.check_positions("at end of day")
         e = r.engine
-        pnl = e.equity_now - self.day_start_equity
+        equity = e.revalue()  # a fill since the day's last bar (a stop, say) changed the books
+        session = pd.Timestamp(at).tz_convert(TZ).date()
         pos = f"{e.pos.qty:g} {e.pos.symbol}" if e.pos else "flat"
         text = daily_text(
-            str(pd.Timestamp(at).date()),
-            e.equity_now,
-            pnl,
+            str(session),
+            equity,
+            equity - self.day_start_equity,
             pos,
-            len(e.trades),
+            closed_on(e.trades, session),
             e.locked or "",
             self.sched.counts["skipped"],
         )
         log.info("end of day", summary=text)
         self.alerts.send("daily", text)
-        self.day_start_equity = e.equity_now
+        self.day_start_equity = equity
         self.clock.sync(self._broker_time)
         self.sched.replan()
 
