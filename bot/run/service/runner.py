@@ -47,7 +47,7 @@ class Trader(Protocol):
 
     engine: Engine
     broker: Any  # poll(), drain(), client.get_account(): the Alpaca adapter
-    clock: Any  # sync(), wall_seconds(span), rate: the broker's clock
+    clock: Any  # sync(), wall_seconds(span), rate, held, release(): the broker's clock
     stop: Stop
     barlen: pd.Timedelta
     signal: str
@@ -190,18 +190,28 @@ class ServiceLoop:
             self.run.broker.drain()
 
     # -- loop --------------------------------------------------------------------------------------
+    def _start_schedule(self) -> None:
+        """Plan the jobs. Under soxbot's sandbox holding its clock for this start-up, release it and plan
+        from the time it stood at: however long reconciling and warming up took, no job is lost."""
+        broker_clock = self.run.clock
+        if not getattr(broker_clock, "held", False):
+            self.sched.start()
+            return
+        at = broker_clock.release().to_pydatetime()
+        self.clock.set(at)
+        log.info("sandbox clock released", at=at.isoformat(), speed=f"{broker_clock.rate:g}x")
+        self.sched.start(since=at)
+
     def serve(self, max_bars: int = 0) -> None:
         r = self.run
         self.day_start_equity = r.engine.equity_now  # as reconciled with the broker
         port = self.server.start()
+        self._start_schedule()
         log.info(
             "service start",
             health=f"http://{self.cfg.service.health_host}:{port}/healthz",
-            next_runs=" | ".join(str(j) for j in self.sched.info(3).next_runs)
-            if hasattr(self.sched, "info")
-            else "",
+            next_runs=" | ".join(str(j) for j in self.sched.info(3).next_runs),
         )
-        self.sched.start()
         try:
             while not r.stop.event.is_set():
                 if max_bars and r.bars_done >= max_bars:

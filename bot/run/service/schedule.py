@@ -326,10 +326,11 @@ class MarketScheduler:
         self._sched.add_listener(self._on_missed, EVENT_JOB_MISSED)
 
     # -- lifecycle -------------------------------------------------------------------------
-    def start(self) -> None:
-        """Plan the current (or next) session from now; jobs already past are not run."""
+    def start(self, since: dt.datetime | None = None) -> None:
+        """Plan the current (or next) session from now (or from `since`: a clock that was held there and
+        has just been released); jobs before it are not run."""
         self._sched.start()
-        self._plan(self.clock.now(), include_past=False)
+        self._plan(since if since is not None else self.clock.now(), include_past=False)
 
     def shutdown(self, wait: bool = True) -> None:
         self._sched.shutdown(wait=wait)
