@@ -71,7 +71,8 @@ class ServiceLoop:
         self.early = spec.timeframe == "1d" and spec.daily_offset > dt.timedelta(0)
         rate = getattr(run.clock, "rate", 1.0)
         self._broker_time = lambda: run.clock.sync().to_pydatetime()  # the broker's clock is the truth
-        self.clock = SimClock.from_broker(self._broker_time, speed=rate)
+        held = getattr(run.clock, "held", False)  # soxbot's sandbox holds its clock for this start-up
+        self.clock = SimClock.from_broker(self._broker_time, speed=rate, held=held)
         self.metrics = Metrics(clock=self.clock)
         # a due job may lag 3 minutes of market time, or 5 s of wall time on an accelerated clock
         slack = dt.timedelta(seconds=max(180.0, 5.0 * rate))
@@ -194,13 +195,12 @@ class ServiceLoop:
         """Plan the jobs. Under soxbot's sandbox holding its clock for this start-up, release it and plan
         from the time it stood at: however long reconciling and warming up took, no job is lost."""
         broker_clock = self.run.clock
-        if not getattr(broker_clock, "held", False):
-            self.sched.start()
-            return
-        at = broker_clock.release().to_pydatetime()
-        self.clock.set(at)
-        log.info("sandbox clock released", at=at.isoformat(), speed=f"{broker_clock.rate:g}x")
-        self.sched.start(since=at)
+        at = broker_clock.release().to_pydatetime() if getattr(broker_clock, "held", False) else None
+        if at is not None:
+            self.clock.hold(at)  # there until the plan is made: sched.start releases it
+        self.sched.start()
+        if at is not None:
+            log.info("sandbox clock released", at=at.isoformat(), speed=f"{broker_clock.rate:g}x")
 
     def serve(self, max_bars: int = 0) -> None:
         r = self.run
