@@ -20,7 +20,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.alpaca_support import REPO, SOXBOT, Sandbox, bot_config, bot_env, get_json, journal_rows
+from tests.alpaca_support import (
+    REPO,
+    SOXBOT,
+    Sandbox,
+    bot_config,
+    bot_env,
+    bot_process,
+    journal_rows,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -45,7 +54,7 @@ def run_bot(tmp: Path, sb: Sandbox, days: float, during=None, timeout: float = 1
     assert proc.poll() is None and market_days(sb, since) >= days, (tmp / "bot.log").read_text()[-3000:]
     # hold the market, so nothing fills after the bot stops (its broker-side stops stay live), and let
     # the last fills reach it
-    get_json(sb.url + "/admin/clock", {"held": True})
+    sb.hold()
     broker_fills = sum(float(o["filled_qty"]) > 0 for o in sb.state()["orders"])
     journaled = "SELECT count(DISTINCT client_order_id) FROM fills"
     while journal_rows(tmp / "journal.db", journaled)[0][0] < broker_fills and time.monotonic() < deadline:
@@ -158,3 +167,15 @@ def test_faults_never_double_an_order_and_the_bot_recovers(tmp_path):
     n = check_consistent(tmp_path, st)
     assert out.count("event='bar'") >= 5  # it kept deciding through the faults
     print("fault numbers:", n, injected, next(line for line in out.splitlines() if "alpaca end" in line))
+
+
+def test_the_plain_bar_loop_releases_a_held_sandbox_clock_too(tmp_path):
+    """`[service] scheduler = false`: the bot's own bar loop lets the held market run once it is ready."""
+    sb = Sandbox(tmp_path, 40000, "--hold-clock")
+    try:
+        with bot_process(tmp_path, bot_config(tmp_path, sb.url, service="scheduler = false")) as proc:
+            log = tmp_path / "bot.log"
+            assert wait_until(proc, lambda: "event='bar'" in log.read_text(), 60), log.read_text()[-3000:]
+        assert sb.state()["held"] is False
+    finally:
+        sb.stop()
