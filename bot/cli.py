@@ -170,6 +170,10 @@ def sandbox(
     seed: Annotated[int, typer.Option(help="Seed of synthetic bars and partial fills.")] = 7,
     key: Annotated[str | None, typer.Option(help="API key the sandbox accepts (default: any).")] = None,
     secret: Annotated[str | None, typer.Option(help="Secret the sandbox accepts (default: any).")] = None,
+    hold_clock: Annotated[
+        bool,
+        typer.Option("--hold-clock", help="Start with the clock still; `soxbot run` releases it once ready."),
+    ] = False,
 ) -> None:
     """Run the local Alpaca-compatible paper broker (trading + market data + streams) to rehearse offline.
 
@@ -184,6 +188,8 @@ def sandbox(
         argv += ["--key", key]
     if secret is not None:
         argv += ["--secret", secret]
+    if hold_clock:
+        argv += ["--hold-clock"]
     extra = list(ctx.args)
     if "--help-all" in extra:
         argv = []  # the full list, with defaults as the sandbox has them

@@ -68,6 +68,13 @@ class Sandbox:
     def advance(self, **body: object) -> dict:
         return get_json(self.url + "/admin/advance", body)
 
+    def hold(self) -> dict:
+        """Stand the market still where it is now (`release` lets it run on from there)."""
+        return get_json(self.url + "/admin/clock", {"held": True})
+
+    def release(self) -> dict:
+        return get_json(self.url + "/admin/clock", {"held": False})
+
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
         try:

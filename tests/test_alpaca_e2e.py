@@ -1,11 +1,12 @@
 """End to end, as a user would: `soxbot sandbox` and `soxbot run` as processes, alpaca-py in between.
 
-The sandbox replays seeded synthetic daily bars at 40000x (a session every ~2 s); the bot trades a fast
-moving-average cross with a broker-side stop and a trailing raise. After SIGTERM the test checks the
-sandbox (`GET /admin/state`) and the journal: orders with stops reached the broker, every fill came
-back (journal fills == sandbox fills), positions agree, SOXL and SOXS never held at once, no client
-order id used twice, exit code 0. The fault run injects 429s, 500s (before and after the order is
-accepted) and dropped streams while the bot runs.
+The sandbox replays seeded synthetic daily bars at 40000x (a session every ~2 s), its clock held until
+the bot is ready (`--hold-clock`), so each run covers the same market days however slow the machine;
+the bot trades a fast moving-average cross with a broker-side stop and a trailing raise. After SIGTERM
+the test checks the sandbox (`GET /admin/state`) and the journal: orders with stops reached the broker,
+every fill came back (journal fills == sandbox fills), positions agree, SOXL and SOXS never held at
+once, no client order id used twice, exit code 0. The fault run injects 429s, 500s (before and after
+the order is accepted) and dropped streams while the bot runs.
 """
 
 from __future__ import annotations
@@ -16,28 +17,48 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from tests.alpaca_support import REPO, SOXBOT, Sandbox, bot_config, bot_env, get_json
+from tests.alpaca_support import (
+    REPO,
+    SOXBOT,
+    Sandbox,
+    bot_config,
+    bot_env,
+    bot_process,
+    journal_rows,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
 
-def run_bot(tmp: Path, sb: Sandbox, seconds: float, during=None, timeout: float = 10) -> tuple[int, str]:
+def market_days(sb: Sandbox, since: pd.Timestamp) -> float:
+    return (pd.Timestamp(sb.state()["now"]) - since).total_seconds() / 86400
+
+
+def run_bot(tmp: Path, sb: Sandbox, days: float, during=None, timeout: float = 10) -> tuple[int, str]:
+    """`soxbot run` while the market runs `days` calendar days from the moment the bot released the clock;
+    `during(days so far)` is called on the way."""
     log = (tmp / "bot.log").open("w+")
     cfg = bot_config(tmp, sb.url)
+    since = pd.Timestamp(sb.state()["now"])  # held there until the bot is ready
     proc = subprocess.Popen([*SOXBOT, "run", "--config", str(cfg)], cwd=REPO, env=bot_env(timeout),
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < seconds and proc.poll() is None:
+    deadline = time.monotonic() + 120 + days * 86400 / sb.state()["speed"]  # a bound, never reached
+    while proc.poll() is None and time.monotonic() < deadline and (d := market_days(sb, since)) < days:
         if during is not None:
-            during(time.monotonic() - t0)
+            during(d)
         time.sleep(0.25)
-    assert proc.poll() is None, (tmp / "bot.log").read_text()[-3000:]
-    # freeze the market, so nothing fills after the bot stops (its broker-side stops stay live), and let
+    assert proc.poll() is None and market_days(sb, since) >= days, (tmp / "bot.log").read_text()[-3000:]
+    # hold the market, so nothing fills after the bot stops (its broker-side stops stay live), and let
     # the last fills reach it
-    get_json(sb.url + "/admin/advance", {"seconds": 60, "speed": 0})  # 0 s: 422 (clock moved on)
-    time.sleep(1.5)
+    sb.hold()
+    broker_fills = sum(float(o["filled_qty"]) > 0 for o in sb.state()["orders"])
+    journaled = "SELECT count(DISTINCT client_order_id) FROM fills"
+    while journal_rows(tmp / "journal.db", journaled)[0][0] < broker_fills and time.monotonic() < deadline:
+        time.sleep(0.1)
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(30)
     log.close()
@@ -95,9 +116,9 @@ def check_consistent(tmp: Path, st: dict) -> dict:
 
 
 def test_paper_session_against_the_sandbox(tmp_path):
-    sb = Sandbox(tmp_path, speed=40000)
+    sb = Sandbox(tmp_path, 40000, "--hold-clock")
     try:
-        code, out = run_bot(tmp_path, sb, seconds=22)
+        code, out = run_bot(tmp_path, sb, days=9)
         st = sb.state()
     finally:
         sb.stop()
@@ -111,13 +132,13 @@ def test_paper_session_against_the_sandbox(tmp_path):
 
 
 def test_faults_never_double_an_order_and_the_bot_recovers(tmp_path):
-    sb = Sandbox(tmp_path, speed=40000)
-    phases = [
-        (2.0, {"rate_429": 0.2, "rate_500": 0.2, "when": "before"}),
+    sb = Sandbox(tmp_path, 40000, "--hold-clock")
+    phases = [  # (market days since the bot released the clock, faults from then on)
+        (0.5, {"rate_429": 0.2, "rate_500": 0.2, "when": "before"}),
         # order routes only (the bars keep coming): errors after the order is accepted, and answers
         # slower than the bot's 1 s timeout
         (
-            9.0,
+            3.0,
             {
                 "rate_429": 0.1,
                 "rate_500": 0.2,
@@ -127,16 +148,16 @@ def test_faults_never_double_an_order_and_the_bot_recovers(tmp_path):
                 "routes": ["/v2/orders"],
             },
         ),
-        (16.0, {"clear": True, "drop_ws": True}),
-        (19.0, {"drop_ws": True}),
+        (7.0, {"clear": True, "drop_ws": True}),
+        (8.5, {"drop_ws": True}),
     ]
 
-    def during(t: float) -> None:
-        while phases and t >= phases[0][0]:
+    def during(days: float) -> None:
+        while phases and days >= phases[0][0]:
             sb.faults(**phases.pop(0)[1])
 
     try:
-        code, out = run_bot(tmp_path, sb, seconds=26, during=during, timeout=1.0)
+        code, out = run_bot(tmp_path, sb, days=11, during=during, timeout=1.0)
         st = sb.state()
         injected = sb.faults()["injected"]
     finally:
@@ -146,3 +167,15 @@ def test_faults_never_double_an_order_and_the_bot_recovers(tmp_path):
     n = check_consistent(tmp_path, st)
     assert out.count("event='bar'") >= 5  # it kept deciding through the faults
     print("fault numbers:", n, injected, next(line for line in out.splitlines() if "alpaca end" in line))
+
+
+def test_the_plain_bar_loop_releases_a_held_sandbox_clock_too(tmp_path):
+    """`[service] scheduler = false`: the bot's own bar loop lets the held market run once it is ready."""
+    sb = Sandbox(tmp_path, 40000, "--hold-clock")
+    try:
+        with bot_process(tmp_path, bot_config(tmp_path, sb.url, service="scheduler = false")) as proc:
+            log = tmp_path / "bot.log"
+            assert wait_until(proc, lambda: "event='bar'" in log.read_text(), 60), log.read_text()[-3000:]
+        assert sb.state()["held"] is False
+    finally:
+        sb.stop()

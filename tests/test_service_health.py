@@ -250,7 +250,7 @@ def test_metrics_are_thread_safe_and_cheap():
 def test_real_scheduler_feeds_health_and_metrics(serve):
     """A decision callback hangs: the next decision is skipped; /healthz says so, /metrics counts it."""
     speed = 500.0
-    clock = SimClock(ny(2024, 7, 5, 10, 2), speed)
+    clock = SimClock(ny(2024, 7, 5, 10, 2), speed, held=True)
     spec = ScheduleSpec("5m")
     health = HealthState(spec, clock, slack=M)
     metrics = Metrics(clock)

@@ -152,18 +152,34 @@ def test_next_jobs_and_last_due():
 
 # -- clocks ------------------------------------------------------------------------------------
 def test_sim_clock_runs_at_speed_and_maps_to_wall():
+    """Bounded by wall readings taken around each call, so no machine is too slow for it."""
     start = ny(2024, 7, 5, 9, 0)
+    a0 = dt.datetime.now(UTC)
     clock = SimClock(start, speed=1000)
-    w0 = time.monotonic()
-    time.sleep(0.2)
-    elapsed = time.monotonic() - w0
-    sim = (clock.now() - start).total_seconds()
-    assert 1000 * 0.2 <= sim <= 1000 * (elapsed + 0.05)
-    target = start + dt.timedelta(minutes=30)
-    wall = clock.to_wall(target)
-    assert abs((wall - dt.datetime.now(UTC)).total_seconds() - (1800 - sim) / 1000) < 0.01
+    a1 = dt.datetime.now(UTC)  # the clock's wall anchor lies between a0 and a1
+    b0 = dt.datetime.now(UTC)
+    sim = clock.now() - start
+    b1 = dt.datetime.now(UTC)
+    assert (b0 - a1) * 1000 <= sim <= (b1 - a0) * 1000
+    wall = clock.to_wall(start + dt.timedelta(minutes=30))  # 1.8 s of wall time after the anchor
+    assert a0 + dt.timedelta(seconds=1.8) <= wall <= a1 + dt.timedelta(seconds=1.8)
+    c0 = dt.datetime.now(UTC)
     clock.set(ny(2024, 11, 4, 15, 0))
-    assert abs((clock.now() - ny(2024, 11, 4, 15, 0)).total_seconds()) < 5
+    late = clock.now() - ny(2024, 11, 4, 15, 0)
+    assert dt.timedelta(0) <= late <= (dt.datetime.now(UTC) - c0) * 1000
+
+
+def test_a_held_sim_clock_stands_still_until_released_and_runs_on_from_where_it_stood():
+    """`MarketScheduler.start`/`replan` release a held clock as they plan: a set-up of any length before
+    them costs no sim time (the scheduler tests below start held)."""
+    clock = SimClock(ny(2024, 7, 3, 12, 45), 40000, held=True)
+    assert clock.now() == clock.now() == ny(2024, 7, 3, 12, 45)  # at 40000x a microsecond would show
+    a0 = dt.datetime.now(UTC)
+    assert clock.release() == ny(2024, 7, 3, 12, 45) and not clock.held
+    late = clock.now() - ny(2024, 7, 3, 12, 45)
+    assert dt.timedelta(0) <= late <= (dt.datetime.now(UTC) - a0) * 40000
+    clock.hold(ny(2024, 7, 5, 8, 58))
+    assert clock.held and clock.now() == clock.now() == ny(2024, 7, 5, 8, 58)
 
 
 def test_sim_clock_from_broker_clock_object():
@@ -231,7 +247,7 @@ def in_session_hours(t: dt.datetime) -> bool:
 def test_scheduler_fires_at_planned_times_across_early_close_holiday_and_dst():
     speed = 2000.0
     spec = ScheduleSpec("15m", flat_by_close=5 * M)
-    clock = SimClock(ny(2024, 7, 3, 12, 20), speed)
+    clock = SimClock(ny(2024, 7, 3, 12, 20), speed, held=True)
     rec = Recorder(clock)
     sched = rec.scheduler(spec, grace=600, flat=True)
     sched.start()
@@ -241,18 +257,18 @@ def test_scheduler_fires_at_planned_times_across_early_close_holiday_and_dst():
         after_eod = sched.planned()
         # 4 July is a holiday: the end-of-day job planned Friday 5 July
         assert after_eod == session_jobs("2024-07-05", spec)
-        clock.set(ny(2024, 7, 5, 8, 58))  # jump over the holiday night, as the sandbox's advance does
-        sched.replan()
+        clock.hold(ny(2024, 7, 5, 8, 58))  # jump over the holiday night, as the sandbox's advance does
+        sched.replan()  # ... and let it run on from there once the plan is made
         assert sched.planned() == after_eod
         run_until(clock, ny(2024, 7, 5, 9, 50))
         # DST: fall back on Sunday 3 November; Friday 1st is EDT, Monday 4th EST
-        clock.set(ny(2024, 11, 1, 15, 40))
+        clock.hold(ny(2024, 11, 1, 15, 40))
         sched.replan()
         run_until(clock, ny(2024, 11, 1, 16, 6))
         assert [j.session for j in sched.planned()] == [dt.date(2024, 11, 4)] * len(
             session_jobs("2024-11-04", spec)
         )
-        clock.set(ny(2024, 11, 4, 15, 40))
+        clock.hold(ny(2024, 11, 4, 15, 40))
         sched.replan()
         run_until(clock, ny(2024, 11, 4, 16, 6))
     finally:
@@ -293,7 +309,7 @@ def test_eod_replans_by_itself_over_a_holiday_and_errors_do_not_break_the_chain(
     """No jump: the clock runs through the holiday night; a failing decision and end-of-day are
     logged as errors and the next session is still planned and run."""
     speed = 40000.0  # 07-03 12:45 -> 07-05 09:01 is ~44 h of sim time: ~4 s of wall time
-    clock = SimClock(ny(2024, 7, 3, 12, 45), speed)
+    clock = SimClock(ny(2024, 7, 3, 12, 45), speed, held=True)
     rec = Recorder(clock)
     rec.fail = {"decision", "end_of_day"}
     sched = rec.scheduler(ScheduleSpec("1d"), grace=3600)
@@ -319,7 +335,7 @@ def test_misfire_blocked_callback_skips_stale_decisions():
     10:10 and 10:15 decisions start 450 s and 150 s late (> 60 s grace) and are skipped, logged
     and counted; 10:20 is on time again."""
     speed = 500.0
-    clock = SimClock(ny(2024, 7, 5, 10, 2), speed)
+    clock = SimClock(ny(2024, 7, 5, 10, 2), speed, held=True)
     rec = Recorder(clock)
     rec.block = {ny(2024, 7, 5, 10, 5): 1.5}
     sched = rec.scheduler(ScheduleSpec("5m"), grace=60)
@@ -344,7 +360,7 @@ def test_misfire_paused_process_skips_what_fell_due():
     paused are skipped on resume (the 10:10 one by APScheduler's own wall grace, the 10:15 one by
     the clock-time check), never run late."""
     speed = 500.0
-    clock = SimClock(ny(2024, 7, 5, 10, 2), speed)
+    clock = SimClock(ny(2024, 7, 5, 10, 2), speed, held=True)
     rec = Recorder(clock)
     sched = rec.scheduler(ScheduleSpec("5m"), grace=60)
     sched.start()
@@ -367,7 +383,7 @@ def test_clock_set_back_refires_at_the_new_wall_time():
     """The clock is set back 30 sim minutes without a replan: the planned 12:50 decision would fire
     at sim 12:20; it is re-planned and runs at 12:50 instead."""
     speed = 2000.0
-    clock = SimClock(ny(2024, 7, 3, 12, 40), speed)
+    clock = SimClock(ny(2024, 7, 3, 12, 40), speed, held=True)
     rec = Recorder(clock)
     sched = rec.scheduler(ScheduleSpec("1d"), grace=600)
     sched.start()

@@ -9,8 +9,10 @@ Admin (no auth, for tests and tools):
                        client_order_id, faults, injected counts, socket counts
   POST /admin/advance  {"to": ISO | "next_open" | "next_close"} or {"seconds"|"minutes"|"days": n},
                        optional "speed"; processes every event on the way (fills, expiries, pushes)
-  POST /admin/reset    {"start": ISO?}: fresh $100k account, no orders, clock back to start, faults
-                       back to the start-up ones
+  POST /admin/reset    {"start": ISO?}: fresh $100k account, no orders, clock back to start (held
+                       again under --hold-clock), faults back to the start-up ones
+  GET|POST /admin/clock  {"held": bool}: stand the clock still or let it run on from where it stands
+                       (a bot releases a --hold-clock sandbox once it is ready); answers now, speed, held
   GET|POST /admin/faults  patch of `faults.Faults` fields (errors, delays, `advance`: the clock moves
                        on while a matched request is in flight), plus {"drop_ws": true} (close every
                        WebSocket now) and {"clear": true}
@@ -24,6 +26,8 @@ Behaviour worth knowing (where the sandbox differs from Alpaca paper, which fill
   order sent mid-session fills at the next open instead of expiring unfilled.
 - Nested views list an OCO's replaced stop legs under it beside the working one; account activities
   are FILL only (no dividends, fees or transfers happen here).
+- `GET /v2/clock` answers with an extra header, `X-Soxbot-Sandbox-Clock: speed=400; held=true`
+  (bot.core.sandbox_clock): the bot learns the speed exactly and whether to release the clock.
 - Not simulated: short selling (sells are capped at the position), buy-stop to stop-limit
   conversion, opg/cls (422), PDT, the 90-day GTC expiry, asynchronous cancels (they are immediate),
   replacing an `accepted` order (422, as the research notes Alpaca does). Quotes are the last price
@@ -45,6 +49,8 @@ from typing import Any
 import pandas as pd
 from aiohttp import web
 
+from bot.core.sandbox_clock import CLOCK_PATH, ClockNote
+from bot.core.sandbox_clock import HEADER as CLOCK_HEADER
 from bot.sandbox.accounts import asset_id, asset_json
 from bot.sandbox.clock import NY, Calendar, SimClock, rfc3339, to_utc
 from bot.sandbox.exchange import Exchange, ExchangeConfig
@@ -71,6 +77,7 @@ class SandboxConfig:
     starting_cash: float = 100_000.0
     multiplier: float = 2.0
     synthetic_years: float = 3.0
+    hold_clock: bool = False  # the clock stands still until a bot (or a test) releases it
 
 
 def parse_start(value: str | pd.Timestamp) -> pd.Timestamp:
@@ -97,7 +104,7 @@ class Sandbox:
         calendar = Calendar(lo, hi + pd.Timedelta(days=730))
         self.market = MarketData(frames, cfg.timeframe, calendar)
         self.start = start if start is not None else self.market.default_start()
-        self.clock = SimClock(self.start, cfg.speed)
+        self.clock = SimClock(self.start, cfg.speed, held=cfg.hold_clock)
         self.injector = FaultInjector(cfg.faults)
         self.exchange = Exchange(self.market, self.clock, ExchangeConfig(
             starting_cash=cfg.starting_cash, slippage_bps=cfg.slippage_bps, multiplier=cfg.multiplier,
@@ -144,6 +151,17 @@ class Sandbox:
     def reset(self, start: pd.Timestamp | None = None) -> None:
         self.injector.reset()
         self.exchange.reset(start if start is not None else self.start)
+        if self.cfg.hold_clock:  # as at start-up: held again, or running
+            self.clock.hold()
+        else:
+            self.clock.release()
+
+    def clock_json(self, now: pd.Timestamp | None = None) -> dict[str, Any]:
+        now = now if now is not None else self.exchange.now()
+        return {"now": rfc3339(now), "speed": self.clock.speed, "held": self.clock.held}
+
+    def clock_header(self) -> dict[str, str]:
+        return {CLOCK_HEADER: ClockNote(self.clock.speed, self.clock.held).header()}
 
 
 SANDBOX = web.AppKey("sandbox", Sandbox)
@@ -288,7 +306,7 @@ async def clock(request: web.Request) -> web.Response:
     is_open = cal.is_open(now)
     return _json({"timestamp": rfc3339(now, NY), "is_open": is_open,
                   "next_open": rfc3339(cal.next_open(now), NY),
-                  "next_close": rfc3339(cal.next_close(now), NY)})
+                  "next_close": rfc3339(cal.next_close(now), NY)}, headers=_sb(request).clock_header())
 
 
 async def calendar(request: web.Request) -> web.Response:
@@ -486,6 +504,7 @@ async def admin_state(request: web.Request) -> web.Response:
     st = sb.exchange.state()
     st.update(speed=sb.clock.speed, timeframe=sb.market.timeframe, symbols=sb.market.symbols,
               faults=asdict(sb.injector.faults), injected=dict(sb.injector.injected), sockets=sb.hub.counts())
+    st["held"] = sb.clock.held
     return _json(st)
 
 
@@ -523,6 +542,20 @@ async def admin_reset(request: web.Request) -> web.Response:
     start = parse_start(body["start"]) if body.get("start") else None
     sb.reset(start)
     return _json({"now": rfc3339(sb.exchange.now())})
+
+
+async def admin_clock(request: web.Request) -> web.Response:
+    sb = _sb(request)
+    at = None
+    if request.method == "POST":
+        body = await _body(request)
+        held = body.get("held") if isinstance(body, dict) else None
+        if not isinstance(held, bool):
+            msg = 'send {"held": true} to hold the clock, {"held": false} to release it'
+            raise ApiError(422, 42210000, msg)
+        sb.exchange.sync()  # what fell due before a hold is processed at its own time
+        at = sb.clock.hold() if held else sb.clock.release()  # the time it stands at or runs on from
+    return _json(sb.clock_json(at), headers=sb.clock_header())
 
 
 async def admin_faults(request: web.Request) -> web.Response:
@@ -574,11 +607,11 @@ def build_app(data_dir: str | Path | None = None, timeframe: str = "1d", speed: 
               key: str | None = None, secret: str | None = None, start: str | pd.Timestamp | None = None,
               symbols: list[str] | None = None, faults: Faults | dict | None = None, *,
               slippage_bps: float = 0.0, starting_cash: float = 100_000.0, multiplier: float = 2.0,
-              synthetic_years: float = 3.0) -> web.Application:
+              synthetic_years: float = 3.0, hold_clock: bool = False) -> web.Application:
     f = faults if isinstance(faults, Faults) else Faults().merged(faults or {})
     cfg = SandboxConfig(Path(data_dir) if data_dir else None, timeframe, speed, seed, key, secret, start,
                         [s.upper() for s in symbols] if symbols else None, f, slippage_bps, starting_cash,
-                        multiplier, synthetic_years)
+                        multiplier, synthetic_years, hold_clock)
     sb = Sandbox(cfg)
     app = web.Application(middlewares=[errors_mw, faults_mw, auth_mw])
     app[SANDBOX] = sb
@@ -611,6 +644,8 @@ def build_app(data_dir: str | Path | None = None, timeframe: str = "1d", speed: 
     r.add_get("/admin/state", admin_state)
     r.add_post("/admin/advance", admin_advance)
     r.add_post("/admin/reset", admin_reset)
+    r.add_get(CLOCK_PATH, admin_clock)
+    r.add_post(CLOCK_PATH, admin_clock)
     r.add_get("/admin/faults", admin_faults)
     r.add_post("/admin/faults", admin_faults)
     app.cleanup_ctx.append(_ticker)
@@ -643,6 +678,13 @@ def run(host: str = "127.0.0.1", port: int = 8765, data_dir: str | Path | None =
     """Serve until interrupted; prints the banner line once the port is bound (port 0 = any free port)."""
     app = build_app(data_dir, timeframe, speed, seed, key, secret, start, symbols, faults, **options)
 
+    def ready(p: int) -> None:
+        print(banner(host, p), flush=True)
+        sb = app[SANDBOX]
+        if sb.clock.held:
+            print(f"clock held at {rfc3339(sb.clock.now())} ({sb.clock.speed:g}x once released): a bot"
+                  f' releases it when ready, or POST {CLOCK_PATH} {{"held": false}}', flush=True)
+
     async def main_async() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -651,7 +693,7 @@ def run(host: str = "127.0.0.1", port: int = 8765, data_dir: str | Path | None =
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
-        await _serve(app, host, port, stop, lambda p: print(banner(host, p), flush=True))
+        await _serve(app, host, port, stop, ready)
 
     asyncio.run(main_async())
 
@@ -746,6 +788,8 @@ _FLAGS: dict[str, tuple[str, type]] = {
     "--reject-mode": ("f:reject_mode", str), "--rate-limit": ("f:rate_limit", int),
 }
 
+_SWITCHES: dict[str, str] = {"--hold-clock": "hold_clock"}  # flags without a value
+
 
 def parse_args(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """`--flag value` / `--flag=value` pairs into run() keyword arguments and a fault patch."""
@@ -755,6 +799,12 @@ def parse_args(argv: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     while i < len(argv):
         arg = argv[i]
         name, _, value = arg.partition("=")
+        if name in _SWITCHES:
+            if _:
+                raise ValueError(f"{name} takes no value")
+            kwargs[_SWITCHES[name]] = True
+            i += 1
+            continue
         if name not in _FLAGS:
             raise ValueError(f"unknown option {arg!r}")
         if not _:
@@ -781,7 +831,7 @@ def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help", "--help-all") for a in argv):
         from bot.sandbox.usage import help_text
 
-        print(help_text(_FLAGS))
+        print(help_text([*_FLAGS, *_SWITCHES]))
         return 0
     try:
         kwargs, fault_patch = parse_args(argv)

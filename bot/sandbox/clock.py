@@ -82,12 +82,18 @@ def _ns(ts: pd.Timestamp) -> int:
 
 
 class SimClock:
-    """Simulated UTC time: `anchor_sim + (wall - anchor_wall) * speed`. Speed 0 freezes it (tests)."""
+    """Simulated UTC time: `anchor_sim + (wall - anchor_wall) * speed`. Speed 0 freezes it (tests).
 
-    def __init__(self, start: pd.Timestamp, speed: float = 1.0, wall=time.monotonic) -> None:
+    `held` stands it still at its time until `release()` (`--hold-clock`: the market waits for a bot
+    to be ready, so a slow start-up costs no market time); `set` moves it while held too."""
+
+    def __init__(
+        self, start: pd.Timestamp, speed: float = 1.0, wall=time.monotonic, held: bool = False
+    ) -> None:
         if speed < 0:
             raise ValueError("speed must be >= 0")
         self.speed = speed
+        self.held = held
         self._wall = wall
         self.set(start)
 
@@ -96,15 +102,29 @@ class SimClock:
         self._anchor_wall = self._wall()
 
     def now(self) -> pd.Timestamp:
+        if self.held:
+            return self._anchor_sim
         elapsed = (self._wall() - self._anchor_wall) * self.speed
         return self._anchor_sim + pd.Timedelta(seconds=elapsed)
 
+    def hold(self) -> pd.Timestamp:
+        """Stand still at the current time; returns it."""
+        self.set(self.now())
+        self.held = True
+        return self._anchor_sim
+
+    def release(self) -> pd.Timestamp:
+        """Run on from where it stands (a no-op when running); returns the time it runs from."""
+        self.set(self.now())
+        self.held = False
+        return self._anchor_sim
+
     def seconds_until(self, ts: pd.Timestamp) -> float:
-        """Wall seconds until simulated `ts` (inf when frozen)."""
+        """Wall seconds until simulated `ts` (inf when frozen or held)."""
         gap = (to_utc(ts) - self.now()).total_seconds()
         if gap <= 0:
             return 0.0
-        return gap / self.speed if self.speed > 0 else float("inf")
+        return gap / self.speed if self.speed > 0 and not self.held else float("inf")
 
 
 def to_utc(ts: object) -> pd.Timestamp:

@@ -35,6 +35,7 @@ OPTIONS: dict[str, tuple[str, str]] = {
     "--reject-next": ("N", "reject the next N orders"),
     "--reject-mode": ("M", "'event' = 200 then a rejected update; 'http' = 403, nothing created"),
     "--rate-limit": ("N", "real limit of requests per minute, 429 past it; 0 = off"),
+    "--hold-clock": ("", "start with the clock still until a bot is ready (`soxbot run` releases it)"),
 }
 
 

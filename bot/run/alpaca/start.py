@@ -50,7 +50,7 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
         check_broker(broker.client, cfg)  # fail fast on a dead URL or refused keys, before any retry
         key, secret = _keys(cfg)
         feed = AlpacaBars(cfg.data, key, secret)
-        clock = BrokerClock(broker.client.get_clock)
+        clock = BrokerClock.of(broker.client)  # soxbot's sandbox tells its speed; Alpaca's is measured
         clock.calibrate()
         r = AlpacaRun(cfg, strategies, broker, feed, journal, clock)
     except Exception as exc:
@@ -94,8 +94,9 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
             status = "error"
             return _tell(msg)
         if loop is not None:
-            loop.serve(cfg.run.max_bars)
+            loop.serve(cfg.run.max_bars)  # plans its jobs, then lets a held sandbox clock run
         else:
+            clock.release()  # ready: a sandbox that held its clock for this start-up lets it run
             r.run(cfg.run.max_bars)
         if r.stop.event.is_set():
             status = "stopped"

@@ -50,7 +50,7 @@ class Trader(Protocol):
 
     engine: Engine
     broker: Any  # poll(), drain(), client.get_account(): the Alpaca adapter
-    clock: Any  # sync(), wall_seconds(span), rate: the broker's clock
+    clock: Any  # sync(), wall_seconds(span), rate, held, release(): the broker's clock
     stop: Stop
     barlen: pd.Timedelta
     signal: str
@@ -84,7 +84,8 @@ class ServiceLoop:
         self.early = spec.timeframe == "1d" and spec.daily_offset > dt.timedelta(0)
         rate = getattr(run.clock, "rate", 1.0)
         self._broker_time = lambda: run.clock.sync().to_pydatetime()  # the broker's clock is the truth
-        self.clock = SimClock.from_broker(self._broker_time, speed=rate)
+        held = getattr(run.clock, "held", False)  # soxbot's sandbox holds its clock for this start-up
+        self.clock = SimClock.from_broker(self._broker_time, speed=rate, held=held)
         self.metrics = Metrics(clock=self.clock)
         # a due job may lag 3 minutes of market time, or 5 s of wall time on an accelerated clock
         slack = dt.timedelta(seconds=max(180.0, 5.0 * rate))
@@ -204,18 +205,27 @@ class ServiceLoop:
             self.run.broker.drain()
 
     # -- loop --------------------------------------------------------------------------------------
+    def _start_schedule(self) -> None:
+        """Plan the jobs. Under soxbot's sandbox holding its clock for this start-up, release it and plan
+        from the time it stood at: however long reconciling and warming up took, no job is lost."""
+        broker_clock = self.run.clock
+        at = broker_clock.release().to_pydatetime() if getattr(broker_clock, "held", False) else None
+        if at is not None:
+            self.clock.hold(at)  # there until the plan is made: sched.start releases it
+        self.sched.start()
+        if at is not None:
+            log.info("sandbox clock released", at=at.isoformat(), speed=f"{broker_clock.rate:g}x")
+
     def serve(self, max_bars: int = 0) -> None:
         r = self.run
         self.day_start_equity = r.engine.equity_now  # as reconciled with the broker
         port = self.server.start()
+        self._start_schedule()
         log.info(
             "service start",
             health=f"http://{self.cfg.service.health_host}:{port}/healthz",
-            next_runs=" | ".join(str(j) for j in self.sched.info(3).next_runs)
-            if hasattr(self.sched, "info")
-            else "",
+            next_runs=" | ".join(str(j) for j in self.sched.info(3).next_runs),
         )
-        self.sched.start()
         try:
             while not r.stop.event.is_set():
                 if max_bars and r.bars_done >= max_bars:

@@ -217,19 +217,24 @@ class SimClock:
     """Simulated time: `start_sim + speed x (wall time elapsed)`; `set`/`sync` re-anchor it.
 
     Under the local sandbox (which runs its own accelerated clock) use `from_broker` with the same
-    speed, and `sync` + `MarketScheduler.replan()` after the sandbox is advanced."""
+    speed, and `sync` + `MarketScheduler.replan()` after the sandbox is advanced.
 
-    def __init__(self, start_sim: dt.datetime, speed: float = 1.0) -> None:
+    `held=True` stands it still at `start_sim` until `release()`: `MarketScheduler.start` releases it
+    as it plans, so however long the set-up before took, the plan starts where the clock stood (the
+    sandbox's `--hold-clock`, on this side)."""
+
+    def __init__(self, start_sim: dt.datetime, speed: float = 1.0, held: bool = False) -> None:
         if not speed > 0:
             raise ValueError("speed must be > 0")
         self.speed = float(speed)
+        self.held = held
         self._lock = threading.Lock()
         self.set(start_sim)
 
     @classmethod
-    def from_broker(cls, get_time: Callable[[], object], speed: float = 1.0) -> SimClock:
+    def from_broker(cls, get_time: Callable[[], object], speed: float = 1.0, held: bool = False) -> SimClock:
         """Start at the broker's time (e.g. `trading_client.get_clock`, whose `.timestamp` is used)."""
-        return cls(_as_datetime(get_time()), speed)
+        return cls(_as_datetime(get_time()), speed, held)
 
     def set(self, sim_time: dt.datetime) -> None:
         t = _as_datetime(sim_time).astimezone(UTC)
@@ -239,15 +244,29 @@ class SimClock:
     def sync(self, get_time: Callable[[], object]) -> None:
         self.set(_as_datetime(get_time()))
 
+    def hold(self, at: dt.datetime | None = None) -> None:
+        """Stand still at `at` (default: now) until `release()`."""
+        t = _as_datetime(at).astimezone(UTC) if at is not None else self.now()
+        with self._lock:
+            self._sim0, self._wall0, self.held = t, dt.datetime.now(UTC), True
+
+    def release(self) -> dt.datetime:
+        """Run on from where it stands (a no-op when running); the time it runs on from."""
+        with self._lock:
+            now = self._sim0 if self.held else self._sim0 + (dt.datetime.now(UTC) - self._wall0) * self.speed
+            self._sim0, self._wall0, self.held = now, dt.datetime.now(UTC), False
+            return now
+
     def now(self) -> dt.datetime:
         with self._lock:
-            sim0, wall0 = self._sim0, self._wall0
-        return sim0 + (dt.datetime.now(UTC) - wall0) * self.speed
+            sim0, wall0, held = self._sim0, self._wall0, self.held
+        return sim0 if held else sim0 + (dt.datetime.now(UTC) - wall0) * self.speed
 
     def to_wall(self, t: dt.datetime) -> dt.datetime:
+        """When `t` comes in wall time (while held: as if released now)."""
         with self._lock:
-            sim0, wall0 = self._sim0, self._wall0
-        return wall0 + (t.astimezone(UTC) - sim0) / self.speed
+            sim0, wall0, held = self._sim0, self._wall0, self.held
+        return (dt.datetime.now(UTC) if held else wall0) + (t.astimezone(UTC) - sim0) / self.speed
 
 
 # -- the scheduler ---------------------------------------------------------------------------
@@ -327,9 +346,10 @@ class MarketScheduler:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Plan the current (or next) session from now; jobs already past are not run."""
+        """Plan the current (or next) session from now; jobs already past are not run. A held clock
+        (`SimClock(held=True)`) is released here, and the plan starts where it stood."""
         self._sched.start()
-        self._plan(self.clock.now(), include_past=False)
+        self._plan(self._now_releasing(), include_past=False)
 
     def shutdown(self, wait: bool = True) -> None:
         self._sched.shutdown(wait=wait)
@@ -342,11 +362,17 @@ class MarketScheduler:
         self._sched.resume()
 
     def replan(self) -> None:
-        """Drop the plan and plan again from now: after the clock was re-synced or jumped."""
+        """Drop the plan and plan again from now: after the clock was re-synced or jumped (a held clock
+        is released here: the plan starts where it stood)."""
         with self._lock:
             for jid in list(self._jobs):
                 self._remove(jid)
-            self._plan(self.clock.now(), include_past=False)
+            self._plan(self._now_releasing(), include_past=False)
+
+    def _now_releasing(self) -> dt.datetime:
+        """Now; a held clock (`SimClock(held=True)`) is released first, so the plan starts where it stood."""
+        release = getattr(self.clock, "release", None)
+        return release() if release is not None and getattr(self.clock, "held", False) else self.clock.now()
 
     # -- introspection ---------------------------------------------------------------------
     def planned(self) -> list[Job]:
