@@ -207,6 +207,7 @@ def backtest(
     from bot.data.errors import DataError
     from bot.report.writer import write_outputs
     from bot.run.assemble import build_strategies, load_market
+    from bot.run.leveraged import prepare as prepare_leverage
 
     cfg = _load(config, path, data__start=start, data__end=end)
     if data_dir is not None:
@@ -216,9 +217,12 @@ def backtest(
     try:
         strategies = build_strategies(cfg, str(config or "defaults"))
         bars, synthetic = load_market(cfg)
+        leverage = prepare_leverage(cfg, bars)  # underlyings and rates for the decay attribution
     except (ConfigError, DataError) as exc:
         raise _fail(str(exc)) from exc
-    summary = write_outputs(cfg, strategies, bars, out, synthetic=synthetic, progress=progress)
+    summary = write_outputs(
+        cfg, strategies, bars, out, synthetic=synthetic, progress=progress, leverage=leverage
+    )
     s, b = summary["strategy"], summary["buy_and_hold"]
     typer.echo(
         f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['period']['start']} .. {summary['period']['end']}"
