@@ -132,6 +132,7 @@ def run(
         raise _fail(
             "Live trading needs both `[broker] live = true` and the --live flag. Paper is the default."
         )
+    _check_rates(cfg)
     if cfg.broker.kind == "alpaca":
         from bot.run.alpaca import run_alpaca
 
@@ -156,6 +157,17 @@ def run(
     finally:
         journal.end_run(status)
         journal.close()
+
+
+def _check_rates(cfg: Settings) -> None:
+    """A `[leveraged] rates_file` that cannot be read stops the run before anything trades."""
+    from bot.data.errors import DataError
+    from bot.risk.attribution import rates_for
+
+    try:
+        rates_for(cfg.leveraged)
+    except DataError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

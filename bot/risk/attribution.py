@@ -118,6 +118,11 @@ class Pair:
         b = self._row(session_date(exit_time), "exit")
         if b < a:
             raise AttributionError(f"exit {exit_time} is before entry {entry_time}")
+        gaps = np.flatnonzero(np.isnan(self.u[a - 1 : b + 1, 3]))
+        if len(gaps):
+            raise AttributionError(
+                f"{self.fund.underlying} has no bar on {self.dates[a - 1 + gaps[0]]} (held)"
+            )
         where_e, ue = self._point(entry_price, a, tol)
         where_x, ux = self._point(exit_price, b, tol)
         if ue <= 0 or ux <= 0:
