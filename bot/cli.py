@@ -361,6 +361,9 @@ def status(
     """Mode, next runs, positions with entry/stop/P&L, open orders, today's P&L, locks, data age.
 
     With `[broker] kind = "alpaca"` it also asks the broker (the source of truth) and flags mismatches."""
+    from functools import partial
+
+    from bot.run.position_attribution import position_lines
     from bot.run.service.status import status_report
 
     cfg = _load(config)
@@ -373,7 +376,9 @@ def status(
         except Exception as exc:
             typer.echo(f"(broker clock not read, showing wall-clock times: {type(exc).__name__})", err=True)
     try:
-        typer.echo(status_report(p, broker=broker, now=now, clock=clock))
+        typer.echo(
+            status_report(p, broker=broker, now=now, clock=clock, attribution=partial(position_lines, cfg))
+        )
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from exc
 
@@ -411,6 +416,35 @@ def _alpaca_view(cfg: Settings) -> _AlpacaView | None:
         return None
     client = TradingClient(key, secret, paper=not cfg.broker.live, url_override=cfg.broker.base_url)
     return _AlpacaView(harden(client, 10.0))
+
+
+@app.command()
+def decay(
+    config: ConfigOpt = None,
+    symbol: Annotated[
+        str, typer.Option(help="A leveraged fund ([[leveraged.funds]] or SOXL/SOXS).")
+    ] = "SOXS",
+    days: Annotated[
+        int, typer.Option(min=2, max=250, help="Planned hold and history window, sessions.")
+    ] = 20,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Directory of {SYMBOL}_{TF}.csv; implies source=csv.")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="First date to read, YYYY-MM-DD.")] = None,
+) -> None:
+    """Expected decay of a leveraged fund over 5/10/20 (and --days) sessions from today's data, and
+    the realised gap against L x its index in the windows before."""
+    from bot.data.errors import DataError
+    from bot.run.decay_cmd import decay_report
+
+    cfg = _load(config, None, data__start=start)
+    if data_dir is not None:
+        cfg.data.source = "csv"
+        cfg.data.dir = data_dir
+    try:
+        typer.echo(decay_report(cfg, symbol.upper(), days))
+    except (ConfigError, DataError) as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command()
