@@ -317,7 +317,9 @@ def test_strategy(
 def journal(
     config: ConfigOpt = None,
     path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
-    kind: Annotated[str, typer.Option(help="runs | signals | risk | orders | fills | equity")] = "orders",
+    kind: Annotated[
+        str, typer.Option(help="runs | signals | risk | orders | fills | equity | attribution")
+    ] = "orders",
     n: Annotated[int, typer.Option("-n", help="How many rows.")] = 20,
     full: Annotated[
         bool, typer.Option("--full", help="--kind runs: print each run's whole configuration as JSON.")
@@ -328,13 +330,16 @@ def journal(
 
     from bot.journal.journal import Journal
 
-    tables = {"runs", "signals", "risk", "orders", "fills", "equity"}
+    tables = {"runs", "signals", "risk", "orders", "fills", "equity", "attribution"}
     if kind not in tables:
         raise _fail(f"--kind must be one of {', '.join(sorted(tables))}")
     p = path or _load(config).journal.path
     if not Path(p).exists():
         raise _fail(f"No journal at {p}. Run `soxbot run` or `soxbot backtest` first.")
     j = Journal(p)
+    if kind == "attribution" and not j.query("SELECT name FROM sqlite_master WHERE name='attribution'").size:
+        typer.echo("(no attribution yet: backtests of leveraged funds write it)")  # its own table
+        return
     order = "id" if kind == "runs" else "rowid"
     df = j.query(f"SELECT * FROM {kind} ORDER BY {order} DESC LIMIT ?", (n,)).iloc[::-1]
     if df.empty:

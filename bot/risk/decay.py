@@ -137,6 +137,17 @@ def trailing_variance(closes: np.ndarray, window: int = 20) -> np.ndarray:
     return out
 
 
+def garch_mean_variance(omega: float, alpha: float, beta: float, next_var: float, horizon: int) -> float:
+    """Mean of a GARCH(1,1)'s expected daily variances over the next `horizon` sessions, from the
+    next session's `next_var`: E[s2_{t+h}] = v + (alpha + beta)^(h-1) (next_var - v), v = omega /
+    (1 - alpha - beta) (with alpha + beta >= 1 there is no mean to revert to: next_var throughout)."""
+    phi = alpha + beta
+    if phi >= 1.0:
+        return next_var
+    v = omega / (1.0 - phi)
+    return v + (next_var - v) * (1.0 - phi**horizon) / ((1.0 - phi) * horizon)
+
+
 def garch_variance(returns: np.ndarray, horizon: int) -> float:
     """Mean daily variance over the next `horizon` sessions from a GARCH(1,1) (constant mean, normal
     errors) fitted to `returns` (daily simple returns). Needs the optional `arch` package."""
