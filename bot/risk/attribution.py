@@ -13,6 +13,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -35,6 +36,8 @@ def rates_for(cfg: LeveragedConfig) -> Rates:
 
 
 def session_date(ts: object) -> dt.date:
+    if isinstance(ts, dt.datetime):
+        return (ts.astimezone(ZoneInfo(NY)) if ts.tzinfo is not None else ts).date()
     t = pd.Timestamp(ts)  # type: ignore[arg-type]
     return (t.tz_convert(NY) if t.tzinfo is not None else t).date()
 
@@ -166,12 +169,15 @@ def attribute_trades(
 ) -> tuple[pd.DataFrame, list[str]]:
     """Attribution columns (`COLUMNS`) for each row of a trades frame, NaN for a symbol that is not a
     declared leveraged fund or a trade that cannot be attributed; and one note per reason it could not."""
-    out = pd.DataFrame(index=trades.index, columns=list(COLUMNS), dtype=float)
-    out["underlying"] = ""
+    n = len(trades)
+    values = np.full((n, len(COLUMNS) - 2), np.nan)  # the float columns after leverage, underlying
+    lev = np.full(n, np.nan)
+    und = [""] * n
     notes: dict[str, int] = {}
     pairs: dict[str, Pair | str] = {}
-    for k, row in zip(trades.index, trades.itertuples(index=False), strict=True):
-        sym = str(row.symbol)
+    cols = [trades[c].tolist() for c in ("symbol", "entry_time", "entry_price", "exit_time", "exit_price")]
+    for k, (sym, t_in, p_in, t_out, p_out) in enumerate(zip(*cols, strict=True)):
+        sym = str(sym)
         if sym not in pairs:
             fund = cfg.fund(sym)
             if fund is None:
@@ -186,16 +192,16 @@ def attribute_trades(
                 notes[pair] = notes.get(pair, 0) + 1
             continue
         try:
-            att = pair.attribute(row.entry_time, row.entry_price, row.exit_time, row.exit_price, rates, tol)
+            att = pair.attribute(t_in, float(p_in), t_out, float(p_out), rates, tol)
         except AttributionError as exc:
             notes[str(exc)] = notes.get(str(exc), 0) + 1
             continue
-        out.loc[k, "underlying"] = pair.fund.underlying
-        out.loc[k, "leverage"] = att.leverage
-        out.loc[k, "log_return"] = att.log_return
-        out.loc[k, "index_log_return"] = att.index_log
-        for t in TERMS:
-            out.loc[k, f"attr_{t}"] = getattr(att, t)
+        und[k] = pair.fund.underlying
+        lev[k] = att.leverage
+        values[k] = (att.log_return, att.index_log, *(getattr(att, t) for t in TERMS))
+    out = pd.DataFrame({"leverage": lev, "underlying": und}, index=trades.index)
+    for j, c in enumerate(COLUMNS[2:]):
+        out[c] = values[:, j]
     return out, [f"{why} ({n} trade{'s' if n > 1 else ''} not attributed)" for why, n in notes.items()]
 
 
