@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -159,3 +160,31 @@ def test_garch_forecast_is_near_the_true_variance():
 
     r = np.random.default_rng(3).normal(0, 0.02, 3000)
     assert garch_variance(r, 20) == pytest.approx(0.02**2, rel=0.1)
+
+
+def test_live_warm_up_feeds_the_gate(tmp_path):
+    """The Alpaca driver against the real sandbox: its warm-up puts the traded fund's history into the
+    gate's EWMA, so the first live decision already has the forecast a backtest would have."""
+    from tests.alpaca_support import bot_config, in_process_run
+    from tests.sandbox_support import admin, at, daily_bars, serving
+
+    bars = daily_bars()
+    lev = '[[leveraged.funds]]\nsymbol = "BBB"\nleverage = 3\nunderlying = "AAA"\nexpense_ratio = 0.01\n'
+    with serving(tmp_path / "bars", bars, "1d", "2024-06-03") as srv:
+        admin(srv, "reset", {"start": at("2024-06-03 09:00")})
+        cfg_file = bot_config(
+            tmp_path, srv.url, universe=("AAA", "BBB", ""), keys=("PKTEST", "SECRET"),
+            risk="planned_hold_days = 10\nmax_expected_decay_pct = 0.5", extra=lev,
+        )  # fmt: skip
+        cfg = load_config(cfg_file)
+        j = Journal(cfg.journal.path)
+        try:
+            r = in_process_run(cfg, j)
+            r.reconcile()
+            r.warm_up()
+            f = r.engine.decay.forecast("BBB", pd.Timestamp("2024-06-03").date())
+        finally:
+            j.close()
+    closes = bars["BBB"].loc[:"2024-05-31", "close"].to_numpy()[-r.window :]
+    assert f is not None
+    assert f.variance == pytest.approx(ewma_variance(closes)[-1] / 9, rel=1e-12)
