@@ -151,9 +151,12 @@ def run(
     stop.install()
     status = "ok"
     try:
-        run_replay(cfg, strategies, bars, broker, journal, live_window(strategies), stop, synthetic)
+        engine = run_replay(cfg, strategies, bars, broker, journal, live_window(strategies), stop, synthetic)
         if stop.event.is_set():
             status = "stopped"
+        from bot.run.leveraged import journal_closed_trades
+
+        journal_closed_trades(cfg, journal, engine.trades, bars)  # decay and carry of each trade
     finally:
         journal.end_run(status)
         journal.close()

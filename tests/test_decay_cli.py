@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import sqlite3
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -196,3 +200,20 @@ def test_synthetic_funds_built_by_the_rule_leave_almost_no_rest(tmp_path):
     assert [r[1] for r in rows] == list(t.symbol) and [float(r[-1]) for r in rows] == pytest.approx(
         list(t.attr_rest), abs=1e-6
     )
+
+
+def test_the_offline_run_journals_each_trades_decay(tmp_path):
+    """`soxbot run` (the synthetic replay) ends by journaling every closed trade's decay and carry."""
+    db = tmp_path / "j.db"
+    r = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "run", "--max-bars", "300", "--speed", "100000"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "SOXBOT_JOURNAL__PATH": str(db)},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    with sqlite3.connect(db) as c:
+        fills = pd.read_sql_query("SELECT side, price FROM fills ORDER BY rowid", c)
+        rows = pd.read_sql_query("SELECT * FROM attribution", c)
+    sells = fills[fills.side == "sell"]
+    assert len(rows) == len(sells) > 3
+    total = rows[["leveraged_index", "vol_drag", "expense", "financing", "rest"]].sum(axis=1)
+    assert np.abs(total - rows.log_return).max() < 1e-12

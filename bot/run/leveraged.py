@@ -73,3 +73,22 @@ def prepare(
             continue
         have[und] = ctx.underlyings[und] = df
     return ctx
+
+
+def journal_closed_trades(
+    cfg: Settings, journal: object, trades: list[object], bars: dict[str, pd.DataFrame]
+) -> int:
+    """The decay and carry of a run's closed trades into the journal's `attribution` table (a replay's,
+    at its end); returns the rows written. A trade that cannot be attributed is left out."""
+    from bot.journal.attribution import write_rows
+    from bot.risk.attribution import attribute_trades
+    from bot.run.backtest import trades_frame
+
+    if not trades:
+        return 0
+    ctx = prepare(cfg, bars, strict=False)
+    frame = trades_frame(trades)  # type: ignore[arg-type]
+    cols, _notes = attribute_trades(
+        frame, {**ctx.underlyings, **bars}, cfg.leveraged, ctx.rates, cfg.broker.slippage_bps / 10_000.0
+    )
+    return write_rows(journal, pd.concat([frame, cols], axis=1), is_open=False)  # type: ignore[arg-type]
