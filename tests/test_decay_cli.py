@@ -9,6 +9,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from bot.cli import app
 from bot.core.config import load_config
 
 runner = CliRunner()
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _write(dirpath, symbol, close, dates):
@@ -81,12 +83,25 @@ def test_decay_names_a_symbol_that_is_not_leveraged(tmp_path):
     assert "Traceback" not in res.output
 
 
-def _backtest(tmp_path, toml: str):
+class _Result:
+    def __init__(self, proc: subprocess.CompletedProcess) -> None:
+        self.exit_code = proc.returncode
+        self.output = proc.stdout + proc.stderr
+
+
+def _cli(*args: str) -> _Result:
+    """`soxbot backtest` in its own process: it configures logging onto its stdout, which typer's
+    runner closes after each call (later log lines in this process would then fail)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+    return _Result(proc)
+
+
+def _backtest(tmp_path, toml: str) -> _Result:
     cfg = tmp_path / "bt.toml"
     cfg.write_text('[[strategies]]\nname = "ma_cross"\nparams = { fast = 5, slow = 10 }\n' + toml)
-    return runner.invoke(
-        app, ["backtest", "--config", str(cfg), "--data-dir", str(tmp_path), "--out", str(tmp_path / "o")]
-    )
+    return _cli("backtest", "--config", str(cfg), "--data-dir", str(tmp_path), "--out", str(tmp_path / "o"))
 
 
 def test_an_underlying_without_data_stops_a_declared_fund_and_notes_a_default(tmp_path):
@@ -187,7 +202,7 @@ def test_synthetic_funds_built_by_the_rule_leave_almost_no_rest(tmp_path):
     trades' rest is only the compounding beyond second order and the model's 0.9% expense against the
     declared one. `soxbot journal --kind attribution` lists the same rows."""
     out = tmp_path / "o"
-    res = runner.invoke(app, ["backtest", "--out", str(out), "--no-progress"])
+    res = _cli("backtest", "--out", str(out), "--no-progress")
     assert res.exit_code == 0, res.output
     t = pd.read_csv(out / "trades.csv")
     assert len(t) > 5 and t.log_return.notna().all()
