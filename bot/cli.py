@@ -132,6 +132,7 @@ def run(
         raise _fail(
             "Live trading needs both `[broker] live = true` and the --live flag. Paper is the default."
         )
+    _check_rates(cfg)
     if cfg.broker.kind == "alpaca":
         from bot.run.alpaca import run_alpaca
 
@@ -150,12 +151,26 @@ def run(
     stop.install()
     status = "ok"
     try:
-        run_replay(cfg, strategies, bars, broker, journal, live_window(strategies), stop, synthetic)
+        engine = run_replay(cfg, strategies, bars, broker, journal, live_window(strategies), stop, synthetic)
         if stop.event.is_set():
             status = "stopped"
+        from bot.run.leveraged import journal_closed_trades
+
+        journal_closed_trades(cfg, journal, engine.trades, bars)  # decay and carry of each trade
     finally:
         journal.end_run(status)
         journal.close()
+
+
+def _check_rates(cfg: Settings) -> None:
+    """A `[leveraged] rates_file` that cannot be read stops the run before anything trades."""
+    from bot.data.errors import DataError
+    from bot.risk.attribution import rates_for
+
+    try:
+        rates_for(cfg.leveraged)
+    except DataError as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -213,6 +228,7 @@ def backtest(
     from bot.data.errors import DataError
     from bot.report.writer import write_outputs
     from bot.run.assemble import build_strategies, load_market
+    from bot.run.leveraged import prepare as prepare_leverage
 
     cfg = _load(config, path, data__start=start, data__end=end)
     if data_dir is not None:
@@ -222,9 +238,12 @@ def backtest(
     try:
         strategies = build_strategies(cfg, str(config or "defaults"))
         bars, synthetic = load_market(cfg)
+        leverage = prepare_leverage(cfg, bars)  # underlyings and rates for the decay attribution
     except (ConfigError, DataError) as exc:
         raise _fail(str(exc)) from exc
-    summary = write_outputs(cfg, strategies, bars, out, synthetic=synthetic, progress=progress)
+    summary = write_outputs(
+        cfg, strategies, bars, out, synthetic=synthetic, progress=progress, leverage=leverage
+    )
     s, b = summary["strategy"], summary["buy_and_hold"]
     typer.echo(
         f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['period']['start']} .. {summary['period']['end']}"
@@ -307,7 +326,9 @@ def test_strategy(
 def journal(
     config: ConfigOpt = None,
     path: Annotated[Path | None, typer.Option(help="Journal file (default: [journal] path).")] = None,
-    kind: Annotated[str, typer.Option(help="runs | signals | risk | orders | fills | equity")] = "orders",
+    kind: Annotated[
+        str, typer.Option(help="runs | signals | risk | orders | fills | equity | attribution")
+    ] = "orders",
     n: Annotated[int, typer.Option("-n", help="How many rows.")] = 20,
     full: Annotated[
         bool, typer.Option("--full", help="--kind runs: print each run's whole configuration as JSON.")
@@ -318,13 +339,16 @@ def journal(
 
     from bot.journal.journal import Journal
 
-    tables = {"runs", "signals", "risk", "orders", "fills", "equity"}
+    tables = {"runs", "signals", "risk", "orders", "fills", "equity", "attribution"}
     if kind not in tables:
         raise _fail(f"--kind must be one of {', '.join(sorted(tables))}")
     p = path or _load(config).journal.path
     if not Path(p).exists():
         raise _fail(f"No journal at {p}. Run `soxbot run` or `soxbot backtest` first.")
     j = Journal(p)
+    if kind == "attribution" and not j.query("SELECT name FROM sqlite_master WHERE name='attribution'").size:
+        typer.echo("(no attribution yet: backtests of leveraged funds write it)")  # its own table
+        return
     order = "id" if kind == "runs" else "rowid"
     df = j.query(f"SELECT * FROM {kind} ORDER BY {order} DESC LIMIT ?", (n,)).iloc[::-1]
     if df.empty:
@@ -351,6 +375,9 @@ def status(
     """Mode, next runs, positions with entry/stop/P&L, open orders, today's P&L, locks, data age.
 
     With `[broker] kind = "alpaca"` it also asks the broker (the source of truth) and flags mismatches."""
+    from functools import partial
+
+    from bot.run.position_attribution import position_lines
     from bot.run.service.status import status_report
 
     cfg = _load(config)
@@ -363,7 +390,9 @@ def status(
         except Exception as exc:
             typer.echo(f"(broker clock not read, showing wall-clock times: {type(exc).__name__})", err=True)
     try:
-        typer.echo(status_report(p, broker=broker, now=now, clock=clock))
+        typer.echo(
+            status_report(p, broker=broker, now=now, clock=clock, attribution=partial(position_lines, cfg))
+        )
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from exc
 
@@ -401,6 +430,35 @@ def _alpaca_view(cfg: Settings) -> _AlpacaView | None:
         return None
     client = TradingClient(key, secret, paper=not cfg.broker.live, url_override=cfg.broker.base_url)
     return _AlpacaView(harden(client, 10.0))
+
+
+@app.command()
+def decay(
+    config: ConfigOpt = None,
+    symbol: Annotated[
+        str, typer.Option(help="A leveraged fund ([[leveraged.funds]] or SOXL/SOXS).")
+    ] = "SOXS",
+    days: Annotated[
+        int, typer.Option(min=2, max=250, help="Planned hold and history window, sessions.")
+    ] = 20,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Directory of {SYMBOL}_{TF}.csv; implies source=csv.")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="First date to read, YYYY-MM-DD.")] = None,
+) -> None:
+    """Expected decay of a leveraged fund over 5/10/20 (and --days) sessions from today's data, and
+    the realised gap against L x its index in the windows before."""
+    from bot.data.errors import DataError
+    from bot.run.decay_cmd import decay_report
+
+    cfg = _load(config, None, data__start=start)
+    if data_dir is not None:
+        cfg.data.source = "csv"
+        cfg.data.dir = data_dir
+    try:
+        typer.echo(decay_report(cfg, symbol.upper(), days))
+    except (ConfigError, DataError) as exc:
+        raise _fail(str(exc)) from exc
 
 
 @app.command()

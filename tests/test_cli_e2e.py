@@ -53,7 +53,7 @@ def test_backtest_on_real_data_writes_every_file(shared_data, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     trades = pd.read_csv(out / "trades.csv")
-    assert list(trades.columns) == [
+    assert list(trades.columns)[:9] == [
         "symbol",
         "side",
         "qty",
@@ -63,6 +63,18 @@ def test_backtest_on_real_data_writes_every_file(shared_data, tmp_path):
         "exit_price",
         "pnl",
         "exit_reason",
+    ]
+    # then the decay and carry attribution (tests/test_leverage_attribution.py checks its values)
+    assert list(trades.columns)[9:] == [
+        "leverage",
+        "underlying",
+        "log_return",
+        "index_log_return",
+        "attr_leveraged_index",
+        "attr_vol_drag",
+        "attr_expense",
+        "attr_financing",
+        "attr_rest",
     ]
     assert len(trades) > 5 and set(trades.symbol) <= {"SOXL", "SOXS"}
     assert set(trades.exit_reason) <= {

@@ -138,6 +138,18 @@ class RiskConfig(_Section):
     max_drawdown_pct: float = Field(
         0.0, ge=0, lt=1, description="Flatten and lock until `soxbot rearm` at this drawdown; 0 = off."
     )
+    max_expected_decay_pct: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Block an entry into a leveraged fund whose expected decay (volatility drag + "
+        "expense - financing, in log points) over the planned hold exceeds this; 0 = off.",
+    )
+    planned_hold_days: int = Field(
+        0,
+        ge=0,
+        description="Sessions an entry is planned to be held, for the decay forecast; 0 = max_hold_days.",
+    )
 
     @model_validator(mode="after")
     def _stop_for_risk_sizing(self) -> RiskConfig:
@@ -145,7 +157,78 @@ class RiskConfig(_Section):
             raise ValueError(
                 "sizing = 'risk_per_trade' needs a stop: set stop_loss_pct or atr_stop_mult above 0"
             )
+        if self.max_expected_decay_pct > 0 and self.hold_days == 0:
+            raise ValueError(
+                "max_expected_decay_pct needs a planned hold: "
+                "set planned_hold_days (or max_hold_days) above 0"
+            )
         return self
+
+    @property
+    def hold_days(self) -> int:
+        """The planned hold in sessions the decay gate forecasts over (0: none)."""
+        return self.planned_hold_days or self.max_hold_days
+
+
+class LeveragedFund(_Section):
+    """A daily-reset leveraged (or inverse) fund: what its return is made of (bot/risk/leverage.py)."""
+
+    symbol: str = Field(..., min_length=1, description="The fund's symbol, e.g. SOXL.")
+    leverage: float = Field(..., description="Daily leverage: +3 for SOXL, -3 for SOXS.")
+    underlying: str = Field(..., min_length=1, description="The index (or an ETF on it) the fund tracks.")
+    expense_ratio: float = Field(0.0, ge=0, lt=0.2, description="Annual expense ratio, 0.0075 = 0.75%.")
+
+    @field_validator("leverage")
+    @classmethod
+    def _not_zero(cls, v: float) -> float:
+        if v == 0 or abs(v) > 10:
+            raise ValueError(f"must be non-zero and within -10..10 (+3 for SOXL, -3 for SOXS), got {v}")
+        return v
+
+
+DEFAULT_FUNDS = (
+    LeveragedFund(symbol="SOXL", leverage=3.0, underlying="SOX", expense_ratio=0.0075),
+    LeveragedFund(symbol="SOXS", leverage=-3.0, underlying="SOX", expense_ratio=0.0097),
+)
+
+
+class LeveragedConfig(_Section):
+    """Leveraged funds and the short rate their financing follows. SOXL (+3) and SOXS (-3) on the SOX
+    index are declared by default; a `[[leveraged.funds]]` entry with the same symbol replaces one."""
+
+    short_rate: float = Field(
+        0.0, ge=-0.05, le=0.3, description="Annual short-term interest rate, 0.04 = 4%, for financing."
+    )
+    rates_file: Path | None = Field(
+        None,
+        description="CSV of short rates, header date,rate, rate in percent per year (5.33 = 5.33%, as FRED "
+        "publishes DFF/DTB3); used instead of short_rate. A relative path is read from the config's "
+        "directory.",
+    )
+    funds: list[LeveragedFund] = Field(
+        default_factory=list, description="Funds declared here (symbol, leverage, underlying, expense_ratio)."
+    )
+
+    @model_validator(mode="after")
+    def _unique(self) -> LeveragedConfig:
+        seen = [f.symbol for f in self.funds]
+        dup = sorted({s for s in seen if seen.count(s) > 1})
+        if dup:
+            raise ValueError(
+                f"fund {', '.join(dup)} is declared twice: keep one [[leveraged.funds]] entry each"
+            )
+        return self
+
+    def fund(self, symbol: str) -> LeveragedFund | None:
+        """The declaration of `symbol`: the config's own, else the built-in default, else None."""
+        for f in (*self.funds, *DEFAULT_FUNDS):
+            if f.symbol == symbol:
+                return f
+        return None
+
+    def declared(self, symbol: str) -> bool:
+        """Whether the config itself declares `symbol` (not only the built-in default)."""
+        return any(f.symbol == symbol for f in self.funds)
 
 
 class BrokerConfig(_Section):
@@ -271,6 +354,7 @@ class Settings(BaseSettings):
     run: RunConfig = Field(default_factory=RunConfig)
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    leveraged: LeveragedConfig = Field(default_factory=LeveragedConfig)
 
     toml_file: ClassVar[Path | None] = None
 
@@ -369,11 +453,14 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
     if toml_file is not None and PLUGIN_PATHS_ENV not in os.environ:
         # Paths written in the file mean "beside the file", wherever soxbot is started from.
         cfg.plugins.paths = resolve_paths(cfg.plugins.paths, toml_file.resolve().parent)
+    if toml_file is not None and cfg.leveraged.rates_file is not None and RATES_FILE_ENV not in os.environ:
+        cfg.leveraged.rates_file = resolve_paths([cfg.leveraged.rates_file], toml_file.resolve().parent)[0]
     # Return a plain Settings so callers do not see the helper class.
     return Settings.model_construct(**{k: getattr(cfg, k) for k in Settings.model_fields})
 
 
 PLUGIN_PATHS_ENV = "SOXBOT_PLUGINS__PATHS"
+RATES_FILE_ENV = "SOXBOT_LEVERAGED__RATES_FILE"
 
 
 def resolve_paths(paths: list[Path], base: Path) -> list[Path]:

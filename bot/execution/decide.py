@@ -1,7 +1,8 @@
 """Turning a new direction into orders: close what is held if it is not the target, then open the
 target (bull on +1, bear on -1, nothing on 0) once the close has filled, so both are never held at
-once. Entries are blocked while a lock is on, on bars flagged not tradable and when the size is 0;
-each block is journaled with its reason.
+once. Entries are blocked while a lock is on, on bars flagged not tradable, when the size is 0 and
+when a leveraged fund's expected decay over the planned hold exceeds `[risk] max_expected_decay_pct`
+(bot/risk/decay_gate.py); each block is journaled with its reason and figures.
 """
 
 from __future__ import annotations
@@ -45,6 +46,11 @@ def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_pric
     if ref_price is None or not ref_price > 0:
         e.verdict("block", f"no entry into {symbol}: no price yet")
         return
+    if e.decay is not None:
+        blocked = e.decay.check(symbol, e.now.date())
+        if blocked is not None:
+            e.verdict("block", blocked[0], **blocked[1])
+            return
     atr = e.atr[symbol].value if e.atr else None
     stop_est = stops.estimated_stop(e.risk, ref_price, atr)
     equity = e.equity_now

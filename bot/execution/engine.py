@@ -46,6 +46,7 @@ from bot.execution.orders import OrderDesk
 from bot.execution.position import PendingOpen, Position
 from bot.journal.journal import Journal
 from bot.risk import stops
+from bot.risk.decay_gate import DecayGate
 from bot.risk.limits import AccountLimits
 
 if TYPE_CHECKING:
@@ -54,6 +55,15 @@ if TYPE_CHECKING:
 KILL_KEY = "kill_switch"
 
 __all__ = ["KILL_KEY", "Engine", "EquityLog", "PendingOpen", "Position"]
+
+
+def decay_gate(cfg: Settings) -> DecayGate | None:
+    """The decay gate when `[risk] max_expected_decay_pct` is on (its rates file read once here)."""
+    if cfg.risk.max_expected_decay_pct <= 0:
+        return None
+    from bot.risk.attribution import rates_for
+
+    return DecayGate(cfg.risk, cfg.leveraged, rates_for(cfg.leveraged), cfg.universe.traded)
 
 
 class Engine:
@@ -92,6 +102,7 @@ class Engine:
         self.atr = (
             {s: stops.Atr(cfg.risk.atr_period) for s in self.traded} if cfg.risk.atr_stop_mult > 0 else {}
         )
+        self.decay = decay_gate(cfg)  # [risk] max_expected_decay_pct: None while off
         self.last_dir: int | None = None
         self.trades: list[Trade] = []
         self.equity_log = EquityLog()
@@ -223,6 +234,8 @@ class Engine:
                 atr = self.atr.get(sym)
                 if atr is not None:
                     atr.update(bar[1], bar[2], bar[3])
+        if self.decay is not None:
+            self.decay.update(bars)
         pos = self.pos
         if pos is None:
             pos_value = 0.0
@@ -247,6 +260,7 @@ class Engine:
             and not self.orders
             and not self.limits.on
             and not self.atr
+            and self.decay is None
             and self.pending_open is None
         )
 
@@ -276,6 +290,8 @@ class Engine:
             atr = self.atr.get(sym)
             if atr is not None:
                 atr.revise(bar[1], bar[2], bar[3])
+            if self.decay is not None:
+                self.decay.revise(sym, bar[3])
         pos = self.pos
         if pos is None or pos.sessions < 2:
             return

@@ -88,6 +88,9 @@ def advance(e: Engine, tape: Tape, a: int, f: int) -> None:
             span = rows[a:f]
             for h, lo, c in span[~np.isnan(span[:, 3]), 1:].tolist():
                 atr.update(h, lo, c)
+        if e.decay is not None:
+            closes = rows[a:f, 3]
+            e.decay.update_closes(sym, closes[~np.isnan(closes)].tolist())
     e._bars = bars
     _log_quiet(e, tape, a, f, symbol, qty, before)
 

@@ -375,6 +375,7 @@ def write_report(
     synthetic: bool = False,
     notes: Iterable[str] = (),
     bear: str = "SOXS",
+    sections: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write the HTML report to `path` and return it.
 
@@ -382,7 +383,9 @@ def write_report(
     ("price" over the price, "rsi" in the 0-100 panel; names containing support/resistance are step
     lines); columns with no or an unknown panel are listed in the notes instead of drawn.
     Trades are marked on the signal price at their bar: triangle-up for the bull instrument,
-    triangle-down for `bear` (or a short/sell side), x for exits.
+    triangle-down for `bear` (or a short/sell side), x for exits. `sections`: (title, HTML) panels
+    shown after the summary (e.g. the decay attribution); the trades table shows the columns of
+    `trades` up to `exit_reason`.
     """
     if len(bars) == 0 or len(equity) == 0:
         raise ValueError("write_report needs at least one bar and one equity row")
@@ -411,6 +414,9 @@ def write_report(
         f'<div class="banner">{BANNER} — generated prices, not market history</div>' if synthetic else ""
     )
     shown = min(n_trades, TRADE_ROWS)
+    extra = "".join(f"<h2>{html.escape(t)}</h2>\n{body}\n" for t, body in sections)
+    if trades is not None and "exit_reason" in trades.columns:
+        trades = trades.loc[:, :"exit_reason"]
     doc = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>{_CSS}</style></head><body>
@@ -422,7 +428,7 @@ def write_report(
 {_summary_table(summary)}
 <div class="foot">n/a: undefined (no trades, zero time span) or unbounded (no losing trade, no downside,
 no drawdown). Buy &amp; hold: the signal symbol bought at the first close with the starting equity.</div>
-<h2>Trades (last {shown:,} of {n_trades:,})</h2>
+{extra}<h2>Trades (last {shown:,} of {n_trades:,})</h2>
 {_trades_table(trades)}
 {notes_html}
 </body></html>

@@ -13,6 +13,7 @@ import pandas as pd
 from bot.core.config import Settings
 from bot.journal.journal import Journal
 from bot.run.backtest import run_backtest, set_id_for
+from bot.run.leveraged import LeverageContext, prepare
 from bot.signals.strategy import Strategy
 
 
@@ -33,8 +34,12 @@ def write_outputs(
     out: Path,
     synthetic: bool = False,
     progress: bool = False,
+    leverage: LeverageContext | None = None,
 ) -> dict[str, Any]:
+    """`leverage`: the underlyings' bars and rates for the decay attribution (`bot/run/leveraged.py`);
+    None: loaded here, a problem only noted."""
     from bot.data.calendar import bars_per_year
+    from bot.report.attribution import attribute_backtest, journal_attribution, panel_html
     from bot.report.metrics import summarize
     from bot.report.report import write_report
 
@@ -45,11 +50,14 @@ def write_outputs(
     journal = Journal(jpath, buffered=True)
     journal.start_run("backtest", set_id_for(cfg), json.loads(cfg.model_dump_json()), synthetic)
     result = run_backtest(cfg, strategies, bars, journal, progress=progress)
+    ctx = leverage if leverage is not None else prepare(cfg, bars, strict=False)
+    trades, attribution = attribute_backtest(cfg, result.trades, bars, ctx)
+    journal_attribution(journal, trades)
     journal.end_run("ok")
     journal.close()
 
     sig = bars[cfg.universe.signal]
-    result.trades.to_csv(out / "trades.csv", index=False)
+    trades.to_csv(out / "trades.csv", index=False)
     eq = result.equity.copy()
     eq.index.name = "timestamp"
     eq.to_csv(out / "equity.csv")
@@ -68,6 +76,7 @@ def write_outputs(
         "engine_seconds": round(result.seconds, 4),
         "bars_per_second": round(len(sig) / result.seconds) if result.seconds > 0 else None,
     }
+    summary["attribution"] = attribution
     summary = _clean(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     uni = cfg.universe
@@ -91,5 +100,6 @@ def write_outputs(
             f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
             f"risk: {cfg.risk.model_dump()}",
         ],
+        sections=[("Decay and carry (leveraged funds)", panel_html(attribution))],
     )
     return summary

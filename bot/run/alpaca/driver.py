@@ -118,6 +118,8 @@ class AlpacaRun:
             if sym in e.atr:
                 for _, r in df.iloc[-self.window :].iterrows():
                     e.atr[sym].update(float(r.high), float(r.low), float(r.close))
+            if e.decay is not None:
+                e.decay.update_closes(sym, df["close"].iloc[-self.window :].astype(float).tolist())
         if e.last_dir is None and n and dec.direction is not None:
             e.last_dir = dec.direction  # flat at the broker: wait for the next change, never re-enter blindly
         after = bar_end(self.prev, self.tf) if self.prev is not None else now

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import pandas as pd
 from bot.data import calendar as xnys
 from bot.run.service.schedule import NY, UTC, SchedulerInfo, ScheduleSpec, next_jobs
 
+Attribute = Callable[[list["JournalPosition"], str | None, dict[str, Any]], list[str]]
 KILL_KEY = "kill_switch"  # bot.execution.engine.KILL_KEY; the engine sits above this module in the flow
 TERMINAL = {"filled", "canceled", "cancelled", "rejected", "expired", "replaced", "done_for_day"}
 
@@ -212,14 +213,17 @@ def status_report(
     now: dt.datetime | None = None,
     n_next: int = 5,
     clock: str | None = None,
+    attribution: Attribute | None = None,
 ) -> str:
     """The text `soxbot status` prints. `now` is the time the bot lives on: the broker's clock when
-    it runs against one (the sandbox's simulated date in a rehearsal), named by `clock`."""
+    it runs against one (the sandbox's simulated date in a rehearsal), named by `clock`.
+    `attribution(positions, last mark time, the run's config)`: lines shown under the positions (the
+    decay and carry of leveraged funds, bot/run/position_attribution.py)."""
     now = now or dt.datetime.now(UTC)
     path = Path(journal_path)
     db = _connect(path)
     try:
-        lines = _report(db, path, broker, scheduler_info, now, n_next)
+        lines = _report(db, path, broker, scheduler_info, now, n_next, attribution)
     finally:
         db.close()
     if clock:
@@ -234,6 +238,7 @@ def _report(
     info: SchedulerInfo | None,
     now: dt.datetime,
     n_next: int,
+    attribution: Attribute | None = None,
 ) -> list[str]:
     lines = [f"soxbot status ({path})"]
     run = db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
@@ -275,6 +280,11 @@ def _report(
         else:
             val = "mark n/a"
         lines.append(f"  {p.symbol} {p.qty:g} @ {p.entry_price:.4f} since {p.entry_time}  {stop}{tp}  {val}")
+    if attribution is not None and pos:
+        last = db.execute(
+            "SELECT ts FROM equity WHERE run_id=? ORDER BY rowid DESC LIMIT 1", (run_id,)
+        ).fetchone()
+        lines += attribution(pos, last["ts"] if last else None, config)
     lines.append("open orders (journal):" if orders else "open orders (journal): none")
     lines += [f"  {o.line()}" for o in orders]
     if broker is not None:
