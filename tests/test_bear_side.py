@@ -7,7 +7,6 @@ driver: trailing signals, regime stepper) block the same entries and make the sa
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import subprocess
@@ -236,7 +235,7 @@ def test_revise_redoes_the_newest_bar_like_a_fresh_push():
         a.push(c + 5.0)  # the day so far
         got = a.revise(c)
         want = b.push(c)
-        np.testing.assert_array_equal(dataclasses.astuple(got), dataclasses.astuple(want), err_msg=str(k))
+        np.testing.assert_array_equal(tuple(got), tuple(want), err_msg=str(k))
     assert regime_window(cfg) == 4
     # the same through TrailingSignals, as the Alpaca driver uses it: decided on the day so far, revised
     # to the final bar at the close; the next bar's figures are those of the final bars all along
@@ -252,7 +251,7 @@ def test_revise_redoes_the_newest_bar_like_a_fresh_push():
         final.push(days[-1], 11.0, 11.0, 11.0, 11.0, 2.0),
     )
     assert got.regime is not None and not math.isnan(got.regime.bear_sma)
-    np.testing.assert_array_equal(dataclasses.astuple(got.regime), dataclasses.astuple(want.regime))
+    np.testing.assert_array_equal(tuple(got.regime), tuple(want.regime))
 
 
 def replay_journal(cfg: Settings, strategies: list[Strategy], bars: dict[str, pd.DataFrame], path: Path):

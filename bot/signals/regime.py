@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -22,10 +23,9 @@ NAN = float("nan")
 SIDES = ("bull", "bear")
 
 
-@dataclass(frozen=True, slots=True)
-class Regime:
+class Regime(NamedTuple):
     """The signal's figures at one bar: its close and, per side, the SMA and the peak that side's gate
-    reads (NaN when the gate does not use it or it is not known yet)."""
+    reads (NaN when the gate does not use it or it is not known yet). A tuple: made every bar."""
 
     close: float
     bull_sma: float = NAN
@@ -64,34 +64,39 @@ class RegimeStepper:
     its final close (a daily bar decided before the close), from a twin one bar behind."""
 
     def __init__(self, cfg: Settings) -> None:
-        self.spec = {side: _lengths(rules) for side, rules in gates(cfg).items()}
-        smas = sorted({s for s, _ in self.spec.values() if s})
-        peaks = sorted({p for _, p in self.spec.values() if p})
-        self._steppers: dict[tuple[str, int], SMA | RollingMax] = {
-            **{("sma", n): SMA(n) for n in smas},
-            **{("peak", n): RollingMax(n) for n in peaks},
+        spec = {side: _lengths(rules) for side, rules in gates(cfg).items()}
+        smas = sorted({s for s, _ in spec.values() if s})
+        peaks = sorted({p for _, p in spec.values() if p})
+        self._steppers: list[SMA | RollingMax] = [*(SMA(n) for n in smas), *(RollingMax(n) for n in peaks)]
+        # where each Regime field is in the list of values; -1: the NaN appended at its end
+        at = {("sma", n): k for k, n in enumerate(smas)} | {
+            ("peak", n): len(smas) + k for k, n in enumerate(peaks)
         }
+        self._fields = tuple(
+            at.get((kind, spec.get(side, (0, 0))[j]), -1)
+            for side in SIDES
+            for j, kind in enumerate(("sma", "peak"))
+        )
         self._behind = copy.deepcopy(self._steppers)
         self._newest: float | None = None  # not yet in the twins
 
     def push(self, close: float) -> Regime:
         if self._newest is not None:
-            for st in self._behind.values():
+            for st in self._behind:
                 st.update(self._newest)
         self._newest = close
-        return self._figures(close, {k: st.update(close) for k, st in self._steppers.items()})
+        return self._figures(close)
 
     def revise(self, close: float) -> Regime:
         self._steppers = copy.deepcopy(self._behind)
         self._newest = close
-        return self._figures(close, {k: st.update(close) for k, st in self._steppers.items()})
+        return self._figures(close)
 
-    def _figures(self, close: float, values: dict[tuple[str, int], float]) -> Regime:
-        out: dict[str, float] = {}
-        for side, (s, p) in self.spec.items():
-            out[f"{side}_sma"] = values[("sma", s)] if s else NAN
-            out[f"{side}_peak"] = values[("peak", p)] if p else NAN
-        return Regime(close, **out)
+    def _figures(self, close: float) -> Regime:
+        v = [st.update(close) for st in self._steppers]
+        v.append(NAN)
+        a, b, c, d = self._fields
+        return Regime(close, v[a], v[b], v[c], v[d])
 
 
 @dataclass(frozen=True)
