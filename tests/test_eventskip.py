@@ -57,6 +57,17 @@ RISKS: dict[str, dict[str, Any]] = {
         "daily_loss_limit_pct": 0.04,
         "max_drawdown_pct": 0.5,
     },
+    # each side its own rules ([risk.bull] / [risk.bear]) and regime gates read where the engine decides
+    "sides": {
+        "stop_loss_pct": 0.0,
+        "bull": {"trailing_stop_pct": 0.12, "max_hold_days": 30},
+        "bear": {"stop_loss_pct": 0.06, "take_profit_pct": 0.1, "max_hold_days": 4, "fraction": 0.5},
+    },
+    "gates": {
+        "stop_loss_pct": 0.08,
+        "bull": {"regime_drawdown_pct": 0.25, "regime_peak_bars": 126},
+        "bear": {"regime_sma": 200, "regime_drawdown_pct": 0.1, "max_hold_days": 5},
+    },
 }
 MINUTE_RISKS: dict[str, dict[str, Any]] = {  # minute bars move less: tighter levels
     "stop": {"stop_loss_pct": 0.01},
@@ -171,6 +182,12 @@ def exercised(res: BacktestResult, rows: dict, risk: str) -> None:
         assert {"lock", "unlock"} <= actions
     if risk == "kill_switch":
         assert "kill" in actions and "block" in actions
+    if risk == "sides":
+        assert {"max_hold", "take_profit", "stop_loss"} <= reasons
+    if risk == "gates":
+        assert rows["risk"]["reason"].str.contains("no entry into SOXL: regime gate").any()
+        assert rows["risk"]["reason"].str.contains("no entry into SOXS: regime gate").any()
+        assert (res.trades["symbol"] == "SOXS").any()
 
 
 @pytest.fixture(scope="module")
@@ -244,6 +261,15 @@ def test_kill_switch_already_on_at_start(real_daily, tmp_path):
             "max_hold_days": st.sampled_from([0, 1, 2, 6]),
             "daily_loss_limit_pct": st.sampled_from([0.0, 0.01, 0.05]),
             "max_drawdown_pct": st.sampled_from([0.0, 0.1, 0.4]),
+            "bull": st.sampled_from([None, {"trailing_stop_pct": 0.03}, {"regime_sma": 30}]),
+            "bear": st.sampled_from(
+                [
+                    None,
+                    {"max_hold_days": 1, "stop_loss_pct": 0.03, "fraction": 0.4},
+                    {"regime_sma": 50, "take_profit_pct": 0.02},
+                    {"regime_drawdown_pct": 0.05, "regime_peak_bars": 40, "trailing_stop_pct": 0.0},
+                ]
+            ),
         }
     ),
     offset=st.sampled_from([0, 10]),

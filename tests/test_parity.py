@@ -51,7 +51,7 @@ def live_trades(cfg, strategies, bars):
             if pd.notna(df.close.iat[i])
         }
         dec = live.push(ts, o, h, lo, c, v)
-        eng.step(ts, sess[i], bars_i, dec.direction, bool(sig.tradable.iat[i]), dec.reason)
+        eng.step(ts, sess[i], bars_i, dec.direction, bool(sig.tradable.iat[i]), dec.reason, dec.regime)
     eng.finish(sig.index[-1])
     return eng.trades
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     BaseModel,
@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    create_model,
     field_validator,
     model_validator,
 )
@@ -151,6 +152,13 @@ class RiskConfig(_Section):
         description="Sessions an entry is planned to be held, for the decay forecast; 0 = max_hold_days.",
     )
 
+    bull: RiskSide | None = Field(
+        None, description="[risk.bull]: the bull side's own rules (overrides and a regime gate)."
+    )
+    bear: RiskSide | None = Field(
+        None, description="[risk.bear]: the bear side's own rules (overrides and a regime gate)."
+    )
+
     @model_validator(mode="after")
     def _stop_for_risk_sizing(self) -> RiskConfig:
         if self.sizing == "risk_per_trade" and self.stop_loss_pct == 0 and self.atr_stop_mult == 0:
@@ -162,6 +170,16 @@ class RiskConfig(_Section):
                 "max_expected_decay_pct needs a planned hold: "
                 "set planned_hold_days (or max_hold_days) above 0"
             )
+        for name in ("bull", "bear"):
+            side = getattr(self, name)
+            if side is None:
+                continue
+            r = self.model_copy(update=side.overrides())
+            if r.sizing == "risk_per_trade" and r.stop_loss_pct == 0 and r.atr_stop_mult == 0:
+                raise ValueError(
+                    f"[risk.{name}] sizes by 'risk_per_trade' but has no stop: set stop_loss_pct or "
+                    f"atr_stop_mult above 0 in [risk.{name}] (or in [risk])"
+                )
         return self
 
     @property
@@ -229,6 +247,75 @@ class LeveragedConfig(_Section):
     def declared(self, symbol: str) -> bool:
         """Whether the config itself declares `symbol` (not only the built-in default)."""
         return any(f.symbol == symbol for f in self.funds)
+
+
+# The [risk] keys a side may set for itself in [risk.bull] / [risk.bear]. The account-wide ones (daily
+# loss lock, max drawdown, fractional shares) stay in [risk]: both sides share one account.
+SIDE_KEYS = (
+    "sizing",
+    "fraction",
+    "risk_per_trade",
+    "max_position_pct",
+    "stop_loss_pct",
+    "atr_stop_mult",
+    "atr_period",
+    "trailing_stop_pct",
+    "take_profit_pct",
+    "max_hold_days",
+)
+
+
+class RegimeGate(_Section):
+    """When a side may be entered at all, read from the signal symbol's closes: all the conditions
+    set must hold at the decision bar, else the entry is blocked and journaled with the figures."""
+
+    regime_sma: int = Field(
+        0,
+        ge=0,
+        description="Enter this side only while the signal's close is on its side of its N-bar SMA (bull: "
+        "above, bear: below); 0 = off.",
+    )
+    regime_drawdown_pct: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Bear: enter only while the signal is at least this far below its peak; bull: only "
+        "while it is less far below it; 0 = off.",
+    )
+    regime_peak_bars: int = Field(
+        252, ge=2, description="regime_drawdown_pct: the peak is the highest close of this many bars."
+    )
+
+    @field_validator("regime_sma")
+    @classmethod
+    def _sma_length(cls, v: int) -> int:
+        if v == 1:
+            raise ValueError("must be 0 (off) or a length of 2 bars or more, e.g. 200")
+        return v
+
+    @property
+    def gated(self) -> bool:
+        return self.regime_sma > 0 or self.regime_drawdown_pct > 0
+
+    def overrides(self) -> dict[str, Any]:
+        """The [risk] keys this side sets, as a model_copy update."""
+        return {k: v for k in SIDE_KEYS if (v := getattr(self, k, None)) is not None}
+
+
+def _side_model() -> type[RegimeGate]:
+    """[risk.bull] / [risk.bear]: each of SIDE_KEYS, optional (unset = the [risk] value), with the
+    type, bounds and description it has in [risk], plus the regime gate."""
+    fields: dict[str, Any] = {}
+    for k in SIDE_KEYS:
+        f = RiskConfig.model_fields[k]
+        ann = Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation  # type: ignore[valid-type]
+        desc = f"{f.description or 'As ' + k + ' in [risk].'} Unset = the [risk] value."
+        fields[k] = (ann | None, Field(None, description=desc))
+    return create_model("RiskSide", __base__=RegimeGate, __module__=__name__, **fields)
+
+
+RiskSide = _side_model()
+RiskConfig.model_rebuild()
 
 
 class BrokerConfig(_Section):

@@ -14,13 +14,17 @@ import pandas as pd
 from bot.core.events import ExitReason, Intent, OrderIntent, OrderType, Side
 from bot.execution.position import PendingOpen
 from bot.risk import stops
+from bot.risk.regime import regime_block
 from bot.risk.sizing import position_qty
+from bot.signals.regime import Regime
 
 if TYPE_CHECKING:
     from bot.execution.engine import Engine
 
 
-def decide(e: Engine, ts: pd.Timestamp, d: int, tradable: bool, reason: str) -> None:
+def decide(
+    e: Engine, ts: pd.Timestamp, d: int, tradable: bool, reason: str, regime: Regime | None = None
+) -> None:
     prev = e.last_dir
     e.last_dir = d
     if prev is not None and d == prev:
@@ -36,6 +40,12 @@ def decide(e: Engine, ts: pd.Timestamp, d: int, tradable: bool, reason: str) -> 
     if why_not:
         e.verdict("block", f"no entry into {target}: {why_not}", direction=d)
         return
+    gate = e.gates.get(target)
+    if gate is not None:  # the side's regime gate ([risk.bull] / [risk.bear] regime_*)
+        blocked = regime_block(gate[1], gate[0], e.cfg.universe.signal, regime)
+        if blocked is not None:
+            e.verdict("block", f"no entry into {target}: {blocked[0]}", direction=d, **blocked[1])
+            return
     if e.pos is not None:  # closing: open once the close has filled (never hold both)
         e.pending_open = PendingOpen(target, ts, reason)
         return
@@ -51,10 +61,12 @@ def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_pric
         if blocked is not None:
             e.verdict("block", blocked[0], **blocked[1])
             return
-    atr = e.atr[symbol].value if e.atr else None
-    stop_est = stops.estimated_stop(e.risk, ref_price, atr)
+    risk = e.risk_of(symbol)
+    a = e.atr.get(symbol)
+    atr = a.value if a is not None else None
+    stop_est = stops.estimated_stop(risk, ref_price, atr)
     equity = e.equity_now
-    qty = position_qty(e.risk, equity, e.cash, ref_price, stop_est)
+    qty = position_qty(risk, equity, e.cash, ref_price, stop_est)
     if qty <= 0:
         e.verdict(
             "block",
@@ -67,7 +79,7 @@ def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_pric
     if e.journal is not None or e.on_event is not None:  # its text only when someone reads it
         e.verdict(
             "allow",
-            f"enter {symbol}: {e.risk.sizing} qty {qty:g} at ~{ref_price:.4g}",
+            f"enter {symbol}: {risk.sizing} qty {qty:g} at ~{ref_price:.4g}",
             qty=qty,
             stop=stop_est,
         )

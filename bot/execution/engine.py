@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from bot.broker.base import BarTuple, Broker
-from bot.core.config import Settings
+from bot.core.config import RegimeGate, RiskConfig, Settings
 from bot.core.events import (
     EquityPoint,
     ExitReason,
@@ -48,6 +48,8 @@ from bot.journal.journal import Journal
 from bot.risk import stops
 from bot.risk.decay_gate import DecayGate
 from bot.risk.limits import AccountLimits
+from bot.risk.sides import risk_for
+from bot.signals.regime import Regime, gates
 
 if TYPE_CHECKING:
     from bot.data.tape import Tape
@@ -82,6 +84,12 @@ class Engine:
         process that runs for weeks does not grow with history."""
         self.cfg = cfg
         self.risk = cfg.risk
+        # each traded symbol's rules ([risk] with its side's [risk.bull]/[risk.bear] overrides) and
+        # regime gate, resolved once here: nothing per bar
+        self.risks: dict[str, RiskConfig] = {s: risk_for(cfg, s) for s in cfg.universe.traded}
+        self.gates: dict[str, tuple[str, RegimeGate]] = {
+            getattr(cfg.universe, side): (side, rules) for side, rules in gates(cfg).items()
+        }
         self.set_id = set_id
         self.bull = cfg.universe.bull
         self.bear = cfg.universe.bear
@@ -99,9 +107,7 @@ class Engine:
         self.pos: Position | None = None
         self.pending_open: PendingOpen | None = None
         self.last_close: dict[str, float] = {}
-        self.atr = (
-            {s: stops.Atr(cfg.risk.atr_period) for s in self.traded} if cfg.risk.atr_stop_mult > 0 else {}
-        )
+        self.atr = {s: stops.Atr(r.atr_period) for s, r in self.risks.items() if r.atr_stop_mult > 0}
         self.decay = decay_gate(cfg)  # [risk] max_expected_decay_pct: None while off
         self.last_dir: int | None = None
         self.trades: list[Trade] = []
@@ -112,11 +118,20 @@ class Engine:
         self.session: int | None = None
         self._bars: Mapping[str, BarTuple] = {}
         self.equity_now = self.cash
-        self.limits = AccountLimits(cfg.risk, self.cash, killed=bool(journal and journal.get_state(KILL_KEY)))
+        self.limits = AccountLimits(
+            cfg.risk,
+            self.cash,
+            killed=bool(journal and journal.get_state(KILL_KEY)),
+            sides=list(self.risks.values()),
+        )
         self._idle = False  # True while flat with nothing working: the next bar can take the short path
         self.n_bars = 0
         # the in-process broker may fill this bar's market orders at its close (daily, decided early)
         self._close_fills = bool(getattr(broker, "market_at_close", False))
+
+    def risk_of(self, symbol: str) -> RiskConfig:
+        """The rules for a position in `symbol`: its side's, else [risk]."""
+        return self.risks.get(symbol, self.risk)
 
     # -- the account limits' state, as drivers and status read it ------------------------------
     @property
@@ -213,9 +228,11 @@ class Engine:
         direction: int | None,
         tradable: bool = True,
         reason: str = "",
+        regime: Regime | None = None,
     ) -> None:
         """One bar. `session` is the trading date as a day number; `bars` holds the traded symbols'
-        (open, high, low, close) for this bar (a symbol without a bar now is left out)."""
+        (open, high, low, close) for this bar (a symbol without a bar now is left out); `regime`: the
+        signal's figures the regime gates read (only when a side is gated; read only on a decision)."""
         self._now = ts
         self.n_bars += 1
         if session != self.session:
@@ -241,7 +258,11 @@ class Engine:
             pos_value = 0.0
         else:
             pos_value = pos.qty * last_close.get(pos.symbol, pos.entry_price)
-            if pos.stop_cid is not None and not pos.closing and self.risk.trailing_stop_pct > 0:
+            if (
+                pos.stop_cid is not None
+                and not pos.closing
+                and self.risks.get(pos.symbol, self.risk).trailing_stop_pct > 0
+            ):
                 bar = bars.get(pos.symbol)
                 if bar is not None:
                     self._trail(pos, bar[1])
@@ -252,7 +273,7 @@ class Engine:
         if self.limits.on:
             self._risk_checks(equity)
         if direction is not None and direction != self.last_dir:
-            decide(self, self.now, direction, tradable, reason)
+            decide(self, self.now, direction, tradable, reason, regime)
         if self._close_fills:
             self.broker.on_close(ts, bars)  # type: ignore[attr-defined]
         self._idle = (
@@ -295,7 +316,7 @@ class Engine:
         pos = self.pos
         if pos is None or pos.sessions < 2:
             return
-        if pos.stop_cid is not None and not pos.closing and self.risk.trailing_stop_pct:
+        if pos.stop_cid is not None and not pos.closing and self.risk_of(pos.symbol).trailing_stop_pct:
             bar = bars.get(pos.symbol)
             if bar is not None:
                 self._trail(pos, bar[1])
@@ -308,7 +329,7 @@ class Engine:
         quiet.advance(self, tape, a, f)
 
     def _trail(self, pos: Position, high: float) -> None:
-        new = stops.trailed_stop(self.risk, pos.stop, high)
+        new = stops.trailed_stop(self.risk_of(pos.symbol), pos.stop, high)
         if new is None or pos.stop is None or new <= pos.stop * (1 + 1e-12):
             return
         pos.stop = new
@@ -317,7 +338,8 @@ class Engine:
     def _risk_checks(self, equity: float) -> None:
         pos = self.pos
         held = pos.sessions if pos is not None else None
-        for hit in self.limits.check(equity, self.session, held, pos is not None and pos.closing):
+        max_hold = self.risk_of(pos.symbol).max_hold_days if pos is not None else 0
+        for hit in self.limits.check(equity, self.session, held, pos is not None and pos.closing, max_hold):
             if hit.action == "max_hold":
                 self.verdict("exit", hit.reason, symbol=pos.symbol)  # type: ignore[union-attr]
                 self.close(pos, ExitReason.MAX_HOLD, "max hold reached")  # type: ignore[arg-type]

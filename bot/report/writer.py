@@ -98,7 +98,7 @@ def write_outputs(
         bear=cfg.universe.bear,
         notes=[
             f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
-            f"risk: {cfg.risk.model_dump()}",
+            f"risk: {cfg.risk.model_dump(exclude_none=True)}",  # a side table: only the keys it sets
         ],
         sections=[("Decay and carry (leveraged funds)", panel_html(attribution))],
     )

@@ -8,6 +8,7 @@ trade. Exits are never blocked by a limit; entries are, while `locked` says why.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -27,9 +28,13 @@ class LimitHit:
 
 
 class AccountLimits:
-    def __init__(self, risk: RiskConfig, equity: float, killed: bool = False) -> None:
+    def __init__(
+        self, risk: RiskConfig, equity: float, killed: bool = False, sides: Sequence[RiskConfig] = ()
+    ) -> None:
+        """`sides`: the rules of each traded symbol (their max hold may differ from [risk]'s)."""
         self.risk = risk
-        self.on = risk.max_drawdown_pct > 0 or risk.daily_loss_limit_pct > 0 or risk.max_hold_days > 0
+        holds = any(r.max_hold_days > 0 for r in (sides or [risk]))
+        self.on = risk.max_drawdown_pct > 0 or risk.daily_loss_limit_pct > 0 or holds
         self.killed = killed
         self.locked_until: int | None = None  # the session from which entries are allowed again
         self.day_start_equity = equity
@@ -43,15 +48,19 @@ class AccountLimits:
             return "daily loss limit hit; locked until next session"
         return None
 
-    def check(self, equity: float, session: int | None, held: int | None, closing: bool) -> list[LimitHit]:
+    def check(
+        self, equity: float, session: int | None, held: int | None, closing: bool, max_hold: int | None = None
+    ) -> list[LimitHit]:
         """The limits at a bar's close, in the order they are acted on. `held`: sessions the position
-        has been held (None when flat); `closing`: its close is already on its way."""
+        has been held (None when flat); `closing`: its close is already on its way; `max_hold`: the
+        held symbol's max_hold_days (its side's; None = [risk]'s)."""
         r = self.risk
+        mh = r.max_hold_days if max_hold is None else max_hold
         hits: list[LimitHit] = []
         if equity > self.peak_equity:
             self.peak_equity = equity
-        if held is not None and not closing and r.max_hold_days > 0 and held >= r.max_hold_days:
-            hits.append(LimitHit("max_hold", f"held {held} sessions >= max_hold_days {r.max_hold_days}"))
+        if held is not None and not closing and mh > 0 and held >= mh:
+            hits.append(LimitHit("max_hold", f"held {held} sessions >= max_hold_days {mh}"))
         if self.locked_until is not None and session is not None and session >= self.locked_until:
             self.locked_until = None
             hits.append(LimitHit("unlock", "new session: daily loss lock lifted"))

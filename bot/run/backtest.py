@@ -29,6 +29,7 @@ from bot.execution.engine import Engine
 from bot.journal.journal import Journal
 from bot.run.eventskip import EventDriver
 from bot.signals.combine import combine
+from bot.signals.regime import regime_series
 from bot.signals.strategy import DIRECTION, REASON, Strategy
 
 TRADE_COLUMNS = [
@@ -185,6 +186,9 @@ def run_backtest(
     combined = signals.combined
     warm = signals.warmup
     tradable = sig["tradable"].to_numpy(bool, copy=True) if "tradable" in sig else np.ones(n, bool)
+    # the regime gates' figures ([risk.bull]/[risk.bear] regime_*), the live stepper's to the bit;
+    # the engine reads them only where it decides, so skipped bars need none
+    regime = regime_series(cfg, sig["close"].to_numpy(float))
 
     # Traded bars aligned to the signal bars, as (open, high, low, close) rows; NaN rows where a
     # symbol has no bar, which means "no fill for that symbol now".
@@ -238,7 +242,8 @@ def run_backtest(
                 journal.signal(idx[i], uni.signal, "combined", direction, reason)
         else:
             reason = ""
-        step(int(keys[i]), int(sessions[i]), bars_i, direction, bool(tradable[i]), reason)  # type: ignore[arg-type]
+        fig = regime.at(i) if regime is not None else None
+        step(int(keys[i]), int(sessions[i]), bars_i, direction, bool(tradable[i]), reason, fig)  # type: ignore[arg-type]
 
     bar = None
     if progress and n > 20_000:

@@ -85,9 +85,9 @@ class EventDriver:
         lim = self.changes[nxt] if nxt < len(self.changes) else self.n - 1
         lim = min(lim, self.n - 1)
         if e.limits.on:
-            r = e.risk
-            if r.max_hold_days > 0 and pos is not None:
-                left = r.max_hold_days - pos.sessions
+            mh = e.risk_of(pos.symbol).max_hold_days if pos is not None else 0
+            if mh > 0 and pos is not None:
+                left = mh - pos.sessions
                 if left <= 0:
                     return a
                 starts = self._starts()
@@ -121,7 +121,7 @@ class EventDriver:
             else:
                 return None
         pos = e.pos
-        t = e.risk.trailing_stop_pct
+        t = e.risk_of(pos.symbol).trailing_stop_pct if pos is not None else 0.0
         if pos is not None and pos.stop_cid is not None and not pos.closing and t > 0:
             if pos.stop is None or pos.symbol not in self.tape.ohlc:
                 return None

@@ -155,7 +155,7 @@ def run_replay(
             journal.signal(
                 ts, uni.signal, "combined", 0 if dec.direction is None else dec.direction, dec.reason
             )
-            engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason)
+            engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason, dec.regime)
             score.bar(engine.equity_now, float(c))
             pos = engine.pos
             log.info(

@@ -20,6 +20,7 @@ import pandas as pd
 
 from bot.core.config import Settings
 from bot.signals.combine import combine
+from bot.signals.regime import Regime, RegimeStepper, gates
 from bot.signals.strategy import DIRECTION, REASON, Stepper, Strategy
 
 _COLS = ("open", "high", "low", "close", "volume")
@@ -32,6 +33,7 @@ class Decision:
     direction: int | None  # None while warming up
     reason: str
     per_strategy: dict[str, Row]
+    regime: Regime | None = None  # the regime gates' figures, when a side is gated
 
 
 class TrailingSignals:
@@ -61,6 +63,8 @@ class TrailingSignals:
         ]
         self._windowed = [k for k, st in enumerate(self._steppers) if st is None]
         self._newest: tuple[float, float, float, float, float] | None = None  # not yet in the twins
+        self._regime = RegimeStepper(cfg) if gates(cfg) else None
+        self._figures: Regime | None = None
 
     def push(self, ts: pd.Timestamp, o: float, h: float, low: float, c: float, v: float) -> Decision:
         end = self._start + self._n
@@ -85,6 +89,8 @@ class TrailingSignals:
                     twin.update(*self._newest)
         self._newest = bar
         stepped = [st.update(*bar) if st is not None else None for st in self._steppers]
+        if self._regime is not None:
+            self._figures = self._regime.push(bar[3])
         return self._evaluate(ts, stepped)
 
     def revise(self, ts: pd.Timestamp, o: float, h: float, low: float, c: float, v: float) -> None:
@@ -102,6 +108,8 @@ class TrailingSignals:
                 s = self.strategies[k]
                 self._steppers[k] = st = copy.deepcopy(twin, {id(s): s})  # shares the strategy itself
                 st.update(*bar)
+        if self._regime is not None:
+            self._figures = self._regime.revise(bar[3])
 
     def last_ts(self) -> pd.Timestamp | None:
         if not self._n:
@@ -119,7 +127,7 @@ class TrailingSignals:
 
     def _evaluate(self, ts: pd.Timestamp, stepped: list[Row | None]) -> Decision:
         if self.count <= self.warmup:
-            return Decision(ts, None, "warm-up", {})
+            return Decision(ts, None, "warm-up", {}, self._figures)
         if self._windowed:
             df = self.frame()
             for k in self._windowed:
@@ -128,7 +136,7 @@ class TrailingSignals:
         dirs = np.array([[d for d, _, _ in stepped]], dtype=np.int8)
         combined = int(combine(dirs, self.cfg.combine.mode, self.weights, self.cfg.combine.threshold)[0])
         reason = "; ".join(f"{n}: {r}" for n, (_, r, _) in per.items())
-        return Decision(ts, combined, reason, per)
+        return Decision(ts, combined, reason, per, self._figures)
 
 
 def _bar(

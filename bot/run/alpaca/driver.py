@@ -38,6 +38,7 @@ from bot.run.alpaca.restart import Restart
 from bot.run.backtest import session_labels, set_id_for
 from bot.run.replay import StopFlag, _fmt_event
 from bot.signals.live import TrailingSignals
+from bot.signals.regime import regime_window
 from bot.signals.strategy import Strategy
 from bot.signals.window import live_window
 
@@ -74,6 +75,7 @@ class AlpacaRun:
             keep_equity=False,
         )
         self.window = live_window(self.strategies)
+        self.history = max(self.window, regime_window(self.cfg))  # bars warmed up: the gates' too
         self.live = TrailingSignals(self.cfg, self.strategies, self.window)
         self.prev: pd.Timestamp | None = None
         self.expected: tuple[pd.Timestamp, pd.Timestamp] | None = None
@@ -99,9 +101,9 @@ class AlpacaRun:
         """History into the trailing window; no trading. Leaves the first bar to decide on in `expected`."""
         now = self.clock.now()
         per_day = 1 if not is_intraday(self.tf) else max(1, round(390 / (self.barlen.seconds / 60)))
-        days = math.ceil(self.window / per_day * 1.5) + 10
+        days = math.ceil(self.history / per_day * 1.5) + 10
         hist = self.feed.history(self.symbols, now - pd.Timedelta(days=days), now)
-        sig = hist[self.signal].iloc[-self.window :]
+        sig = hist[self.signal].iloc[-self.history :]
         n = 0
         for ts, row in sig.iterrows():
             if check_bar(self.signal, ts, row.open, row.high, row.low, row.close, row.volume, self.prev):
@@ -288,7 +290,7 @@ class AlpacaRun:
             self.journal.signal(ts, self.signal, name, d, why, vals)
         direction = dec.direction
         self.journal.signal(ts, self.signal, "combined", 0 if direction is None else direction, dec.reason)
-        e.step(ts, session, traded, direction, not why_not, dec.reason)
+        e.step(ts, session, traded, direction, not why_not, dec.reason, dec.regime)
         self.broker.drain()
         self.bars_done += 1
         pos = e.pos
