@@ -205,6 +205,7 @@ def backtest(
     """Backtest the configured strategies; writes trades.csv, equity.csv, summary.json, report.html."""
     from bot.core import log
     from bot.data.errors import DataError
+    from bot.data.splits import table_for
     from bot.report.writer import write_outputs
     from bot.run.assemble import build_strategies, load_market
 
@@ -216,9 +217,10 @@ def backtest(
     try:
         strategies = build_strategies(cfg, str(config or "defaults"))
         bars, synthetic = load_market(cfg)
+        splits = table_for(cfg.data, cfg.universe.symbols)  # checked before anything is traded
     except (ConfigError, DataError) as exc:
         raise _fail(str(exc)) from exc
-    summary = write_outputs(cfg, strategies, bars, out, synthetic=synthetic, progress=progress)
+    summary = write_outputs(cfg, strategies, bars, out, synthetic=synthetic, progress=progress, splits=splits)
     s, b = summary["strategy"], summary["buy_and_hold"]
     typer.echo(
         f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['period']['start']} .. {summary['period']['end']}"
@@ -232,6 +234,9 @@ def backtest(
         f"buy & hold {cfg.universe.signal}: return {b['total_return']:+.2%}  cagr {b['cagr']:+.2%}"
         f"  sharpe {b['sharpe']:.2f}  max dd {b['max_drawdown']:.2%}"
     )
+    for b in summary.get("price_basis", {}).values():
+        if b["basis"] != "as_traded":  # how quantities relate to prices, said once
+            typer.echo(f"price basis: {b['statement']}")
     typer.echo(f"wrote {out}/trades.csv equity.csv summary.json report.html journal.db")
 
 

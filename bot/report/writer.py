@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bot.core.config import Settings
+from bot.data.splits import SplitTable
 from bot.journal.journal import Journal
 from bot.run.backtest import run_backtest, set_id_for
 from bot.signals.strategy import Strategy
@@ -33,6 +34,7 @@ def write_outputs(
     out: Path,
     synthetic: bool = False,
     progress: bool = False,
+    splits: SplitTable | None = None,
 ) -> dict[str, Any]:
     from bot.data.calendar import bars_per_year
     from bot.report.metrics import summarize
@@ -44,7 +46,7 @@ def write_outputs(
         Path(str(jpath) + suffix).unlink(missing_ok=True)
     journal = Journal(jpath, buffered=True)
     journal.start_run("backtest", set_id_for(cfg), json.loads(cfg.model_dump_json()), synthetic)
-    result = run_backtest(cfg, strategies, bars, journal, progress=progress)
+    result = run_backtest(cfg, strategies, bars, journal, progress=progress, splits=splits)
     journal.end_run("ok")
     journal.close()
 
@@ -68,6 +70,8 @@ def write_outputs(
         "engine_seconds": round(result.seconds, 4),
         "bars_per_second": round(len(sig) / result.seconds) if result.seconds > 0 else None,
     }
+    # how quantities relate to prices: as traded (with splits applied), or notional on adjusted prices
+    summary["price_basis"] = {s: {"basis": b.kind, "statement": b.statement} for s, b in result.basis.items()}
     summary = _clean(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     uni = cfg.universe
@@ -90,6 +94,7 @@ def write_outputs(
         notes=[
             f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
             f"risk: {cfg.risk.model_dump()}",
+            *(f"price basis: {b.statement}" for b in result.basis.values()),
         ],
     )
     return summary
