@@ -121,6 +121,7 @@ def run(
     from bot.broker.sim import SimBroker
     from bot.core import log
     from bot.data.errors import DataError
+    from bot.data.splits import table_for
     from bot.journal.journal import Journal
     from bot.run.assemble import build_strategies, load_market
     from bot.run.replay import StopFlag, run_replay
@@ -139,6 +140,7 @@ def run(
     try:
         strategies = build_strategies(cfg, str(config or "defaults"))
         bars, synthetic = load_market(cfg)
+        splits = table_for(cfg.data, cfg.universe.symbols)  # checked before anything is traded
     except (ConfigError, DataError) as exc:
         raise _fail(str(exc)) from exc
     journal = Journal(cfg.journal.path)
@@ -150,7 +152,7 @@ def run(
     stop.install()
     status = "ok"
     try:
-        run_replay(cfg, strategies, bars, broker, journal, live_window(strategies), stop, synthetic)
+        run_replay(cfg, strategies, bars, broker, journal, live_window(strategies), stop, synthetic, splits)
         if stop.event.is_set():
             status = "stopped"
     finally:

@@ -278,3 +278,28 @@ def test_the_example_table_reads_and_names_a_source_for_every_split():
     assert len(rows) == 10 and all(s.source for s in rows)
     assert [s.ratio for s in table.of("SOXL")] == [4.0, 15.0]
     assert math.prod(s.ratio for s in table.of("SOXS")) == pytest.approx(1 / 9.6e6)  # 9.6e8 / 10 / 10
+
+
+def test_the_replay_applies_splits_as_the_backtest_does(tmp_path):
+    """`soxbot run` on CSV bars (the live signal path, offline) books the same split and trades."""
+    from bot.broker.sim import SimBroker
+    from bot.run.replay import run_replay
+    from bot.signals.window import live_window
+
+    data = write_bars(tmp_path / "data", _as_traded(), "1d")
+    (tmp_path / "s.csv").write_text("symbol,date,ratio\nBBB,2024-03-01,1:4\n")
+    cfg = load_config(_config(tmp_path, data, f'splits_file = "{tmp_path / "s.csv"}"'))
+    cfg.run.speed = 1e9
+    bars, _ = load_market(cfg)
+    strategies = build_strategies(cfg)
+    back = run_backtest(cfg, strategies, bars)
+    j = Journal(tmp_path / "replay.db")
+    j.start_run("paper-replay", "x", {})
+    eng = run_replay(cfg, strategies, bars, SimBroker.from_settings(cfg), j, live_window(strategies))
+    eng.finish(eng.now)
+    rows = j.db.execute("SELECT ts, reason FROM risk WHERE action='split'").fetchall()
+    assert len(rows) == 1 and rows[0][0].startswith("2024-03-01") and "position kept" in rows[0][1]
+    assert [(t.entry_time, t.qty) for t in eng.trades] == list(
+        zip(back.trades.entry_time, back.trades.qty, strict=True)
+    )
+    j.close()

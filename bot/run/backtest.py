@@ -121,6 +121,19 @@ class BacktestResult:
     basis: dict[str, Basis] = field(default_factory=dict)  # each traded symbol's price basis
 
 
+def size_by_basis(
+    cfg: Settings, bars: dict[str, pd.DataFrame], splits: SplitTable | None, engine: Engine
+) -> dict[str, Basis]:
+    """Each traded symbol's price basis (`bot/data/basis.py`); the back-adjusted ones are sized by
+    notional in the engine and the in-process broker. Every driver over bar files calls this."""
+    d, r, traded = cfg.data, cfg.risk, cfg.universe.traded
+    basis = price_basis(d.price_basis, cfg.broker.starting_cash, bars, traded, splits, r.fractional)
+    engine.notional = {s for s, b in basis.items() if b.notional}
+    if isinstance(engine.broker, SimBroker):
+        engine.broker.notional = engine.notional
+    return basis
+
+
 def split_events(
     splits: SplitTable | None, traded: Sequence[str], bars: dict[str, pd.DataFrame], idx: pd.DatetimeIndex
 ) -> dict[int, list[Split]]:
@@ -231,9 +244,7 @@ def run_backtest(
     broker = SimBroker.from_settings(cfg)
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
-    d, r = cfg.data, cfg.risk
-    basis = price_basis(d.price_basis, cfg.broker.starting_cash, bars, uni.traded, splits, r.fractional)
-    engine.notional = broker.notional = {s for s, b in basis.items() if b.notional}
+    basis = size_by_basis(cfg, bars, splits, engine)
     events = split_events(splits, uni.traded, bars, idx)
     broker.stamp = engine.stamp  # fills carry the bar's Timestamp, made once per bar
     sessions = session_labels(idx)
