@@ -121,6 +121,7 @@ def run(
     from bot.broker.sim import SimBroker
     from bot.core import log
     from bot.data.errors import DataError
+    from bot.data.splits import table_for
     from bot.journal.journal import Journal
     from bot.run.assemble import build_strategies, load_market
     from bot.run.replay import StopFlag, run_replay
@@ -140,6 +141,7 @@ def run(
     try:
         strategies = build_strategies(cfg, str(config or "defaults"))
         bars, synthetic = load_market(cfg)
+        splits = table_for(cfg.data, cfg.universe.symbols)  # checked before anything is traded
     except (ConfigError, DataError) as exc:
         raise _fail(str(exc)) from exc
     journal = Journal(cfg.journal.path)
@@ -151,7 +153,9 @@ def run(
     stop.install()
     status = "ok"
     try:
-        engine = run_replay(cfg, strategies, bars, broker, journal, live_window(strategies), stop, synthetic)
+        engine = run_replay(
+            cfg, strategies, bars, broker, journal, live_window(strategies), stop, synthetic, splits
+        )
         if stop.event.is_set():
             status = "stopped"
         from bot.run.leveraged import journal_closed_trades
@@ -226,6 +230,7 @@ def backtest(
     """Backtest the configured strategies; writes trades.csv, equity.csv, summary.json, report.html."""
     from bot.core import log
     from bot.data.errors import DataError
+    from bot.data.splits import table_for
     from bot.report.writer import write_outputs
     from bot.run.assemble import build_strategies, load_market
     from bot.run.leveraged import prepare as prepare_leverage
@@ -239,10 +244,12 @@ def backtest(
         strategies = build_strategies(cfg, str(config or "defaults"))
         bars, synthetic = load_market(cfg)
         leverage = prepare_leverage(cfg, bars)  # underlyings and rates for the decay attribution
+        splits = table_for(cfg.data, cfg.universe.symbols)  # checked before anything is traded
     except (ConfigError, DataError) as exc:
         raise _fail(str(exc)) from exc
     summary = write_outputs(
-        cfg, strategies, bars, out, synthetic=synthetic, progress=progress, leverage=leverage
+        cfg, strategies, bars, out, synthetic=synthetic, progress=progress, leverage=leverage,
+        splits=splits,
     )
     s, b = summary["strategy"], summary["buy_and_hold"]
     typer.echo(
@@ -257,6 +264,9 @@ def backtest(
         f"buy & hold {cfg.universe.signal}: return {b['total_return']:+.2%}  cagr {b['cagr']:+.2%}"
         f"  sharpe {b['sharpe']:.2f}  max dd {b['max_drawdown']:.2%}"
     )
+    for b in summary.get("price_basis", {}).values():
+        if b["basis"] != "as_traded":  # how quantities relate to prices, said once
+            typer.echo(f"price basis: {b['statement']}")
     typer.echo(f"wrote {out}/trades.csv equity.csv summary.json report.html journal.db")
 
 

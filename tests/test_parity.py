@@ -12,7 +12,7 @@ from bot.core.config import StrategyConfig, load_config
 from bot.data.csv_feed import load_csv
 from bot.data.quality import clean_bars
 from bot.execution.engine import Engine
-from bot.run.backtest import run_backtest, session_labels, set_id_for
+from bot.run.backtest import run_backtest, session_labels, set_id_for, size_by_basis
 from bot.signals.live import TrailingSignals
 from bot.signals.plugins import create
 from bot.signals.window import live_window
@@ -38,6 +38,7 @@ def windowed(s):
 def live_trades(cfg, strategies, bars):
     broker = SimBroker.from_settings(cfg)
     eng = Engine(cfg, set_id_for(cfg), broker, None)
+    size_by_basis(cfg, bars, None, eng)  # as every driver sizes it (SOXS here: by notional)
     live = TrailingSignals(cfg, strategies, live_window(strategies))
     sig = bars[cfg.universe.signal]
     sess = session_labels(sig.index)

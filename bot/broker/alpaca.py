@@ -49,6 +49,7 @@ from bot.broker.alpaca_setup import (
     is_live_endpoint,
     stream_url,
 )
+from bot.broker.alpaca_splits import SplitWatch
 from bot.broker.alpaca_stream import TradeUpdates, _Stream
 from bot.broker.alpaca_types import EPS, NY, TERMINAL, Stats, Tracked, price_str
 from bot.broker.base import ALREADY_FILLED, BarTuple, FillListener, UpdateListener
@@ -126,6 +127,7 @@ class AlpacaBroker:
         self.protect = Protector(self.book, self.sender, self.mover)
         self.pretrade = PreTrade(self.client, self.book, fractional)
         self.reconciler = Reconciler(self.client, self.book, self.rest)
+        self.splits = SplitWatch(self.client, self.rest)  # a split behind a stop the broker ended
         self.updates = TradeUpdates(key, secret, self.stream_url, self.stats, use_stream)
 
     @property
@@ -183,6 +185,7 @@ class AlpacaBroker:
         self.sender.send(tr, order_request(tr.intent))  # as checked: floored to whole shares, capped to held
 
     def cancel(self, client_order_id: str) -> None:
+        self.splits.asked_cancel(client_order_id)
         self.protect.drop(client_order_id)
         tr = self.book.get(client_order_id)
         if tr is None or tr.done:
@@ -226,6 +229,10 @@ class AlpacaBroker:
                 if isinstance(ev, OrderFilled):
                     self._on_fill(ev)
                 else:
+                    if isinstance(ev, OrderCanceled):  # a split first, if one ended this stop
+                        split = self.splits.on_canceled(ev, self.book.get(ev.client_order_id))
+                        if split is not None:
+                            self._on_update(split)
                     self._on_update(ev)
                 self.protect.flush()
             self.protect.flush()

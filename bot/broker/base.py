@@ -12,7 +12,7 @@ from typing import Protocol
 
 import pandas as pd
 
-from bot.core.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected
+from bot.core.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected, SplitDetected
 
 BarTuple = tuple[float, float, float, float]  # open, high, low, close
 # Reasons an OrderCanceled carries when the order never worked at the broker (besides the broker's
@@ -20,7 +20,8 @@ BarTuple = tuple[float, float, float, float]  # open, high, low, close
 NOTHING_HELD = "nothing left to sell at the broker"  # a closing sell: the broker holds none of it
 ALREADY_FILLED = "already filled"  # a stop move: the stop it was to replace has filled meanwhile
 FillListener = Callable[[OrderFilled], None]
-UpdateListener = Callable[[OrderRejected | OrderCanceled], None]
+# a remote broker also reports a split it applied to a held position (SplitDetected)
+UpdateListener = Callable[[OrderRejected | OrderCanceled | SplitDetected], None]
 
 
 class Broker(Protocol):

@@ -21,6 +21,7 @@ import pandas as pd
 from bot.broker.base import BarTuple, FillListener, UpdateListener
 from bot.core import fills
 from bot.core.events import OrderCanceled, OrderFilled, OrderIntent, OrderRejected, OrderType, Side
+from bot.core.splits import split_order, split_qty
 from bot.risk.sizing import affordable_qty
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class SimBroker:
         self.slippage_bps = slippage_bps
         self.commission = commission
         self.fractional = fractional
+        self.notional: set[str] = set()  # back-adjusted symbols: quantities are not rounded at all
         self._market: list[OrderIntent] = []
         self._resting: dict[str, OrderIntent] = {}
         self._ids: set[str] = set()
@@ -112,12 +114,46 @@ class SimBroker:
     def has_orders(self) -> bool:
         return bool(self._market or self._resting)
 
+    # -- corporate actions -------------------------------------------------------------------
+    def apply_split(self, symbol: str, ratio: float, price: float | None) -> float:
+        """A split of `symbol` before the next bar, as a broker applies it: the position times `ratio`
+        (below one share paid out as cash in lieu at `price`, the last close on the new basis), working
+        orders the same (an order left with no share is canceled). Returns the cash in lieu."""
+        whole = not (self.fractional or symbol in self.notional)
+        lieu = 0.0
+        held = self.positions.get(symbol)
+        if held is not None:
+            kept, rest = split_qty(held, ratio, whole)
+            lieu = rest * price if price is not None else 0.0
+            self.cash += lieu
+            if kept > 0:
+                self.positions[symbol] = kept
+            else:
+                del self.positions[symbol]
+        gone = []
+        for i, m in enumerate(self._market):
+            if m.symbol == symbol:
+                self._market[i] = split_order(m, ratio, whole)
+        for cid, o in list(self._resting.items()):
+            if o.symbol == symbol:
+                self._resting[cid] = split_order(o, ratio, whole)
+        for o in self.open_orders():
+            if o.symbol == symbol and o.qty <= 0:
+                gone.append(o)
+        for o in gone:
+            self._resting.pop(o.client_order_id, None)
+            self._market = [m for m in self._market if m.client_order_id != o.client_order_id]
+            self._on_update(OrderCanceled(o.client_order_id, o.ts, symbol, "split left less than one share"))
+        return lieu
+
     # -- fills -------------------------------------------------------------------------------
     def _fill(self, intent: OrderIntent, ts: pd.Timestamp, price: float) -> None:
         qty = intent.qty
         held = self.positions.get(intent.symbol, 0.0)
         if intent.side is Side.BUY:
-            qty = affordable_qty(qty, self.cash, price, self.commission, self.fractional)
+            qty = affordable_qty(
+                qty, self.cash, price, self.commission, self.fractional, intent.symbol in self.notional
+            )
             if qty <= 0:
                 self._on_update(
                     OrderRejected(

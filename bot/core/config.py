@@ -46,6 +46,18 @@ class DataConfig(_Section):
     max_gap_bars: int = Field(
         1, ge=0, description="Missing bars tolerated before the bar after a gap is not traded on."
     )
+    splits_file: Path | None = Field(
+        None,
+        description="CSV of splits (symbol,date,ratio[,source]; ratio new:old, e.g. 1:10): the bar files "
+        "of its symbols hold as-traded prices; strategies read them split-adjusted and each split is "
+        "applied to the position and its orders on its date. Source = 'csv' only.",
+    )
+    price_basis: Literal["auto", "as_traded", "adjusted"] = Field(
+        "auto",
+        description="Prices of traded symbols not in splits_file: 'as_traded', 'adjusted' (back-adjusted: "
+        "sized by notional, fractional quantities that are not share counts), or 'auto' (adjusted when "
+        "a price in the data is above the starting cash).",
+    )
     # Alpaca market data (issue: paper trading through Alpaca)
     base_url: str = Field("https://data.alpaca.markets", description="Alpaca market-data base URL.")
     feed: Literal["iex", "sip"] = Field("iex", description="Alpaca data feed.")

@@ -40,6 +40,7 @@ class ExitReason(StrEnum):
     MAX_HOLD = "max_hold"
     END_OF_DATA = "end_of_data"
     RISK = "risk"
+    SPLIT = "split"  # a reverse split left less than one share: paid out as cash in lieu
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,18 @@ class OrderCanceled:
     ts: pd.Timestamp
     symbol: str
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SplitDetected:
+    """The broker applied a split of `symbol` (`ratio` new shares per old one) and now holds `qty_after`
+    of it; `source` says how the split is known (the broker's corporate actions, a splits table)."""
+
+    symbol: str
+    ts: pd.Timestamp
+    ratio: float
+    qty_after: float
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,7 @@ def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_pric
     atr = a.value if a is not None else None
     stop_est = stops.estimated_stop(risk, ref_price, atr)
     equity = e.equity_now
-    qty = position_qty(risk, equity, e.cash, ref_price, stop_est)
+    qty = position_qty(risk, equity, e.cash, ref_price, stop_est, symbol in e.notional)
     if qty <= 0:
         e.verdict(
             "block",

@@ -37,9 +37,10 @@ from bot.core.events import (
     OrderRejected,
     RiskVerdict,
     Side,
+    SplitDetected,
     Trade,
 )
-from bot.execution import book, exits, quiet
+from bot.execution import book, exits, quiet, splits
 from bot.execution.decide import decide
 from bot.execution.equity import EquityLog
 from bot.execution.orders import OrderDesk
@@ -126,6 +127,7 @@ class Engine:
         )
         self._idle = False  # True while flat with nothing working: the next bar can take the short path
         self.n_bars = 0
+        self.notional: set[str] = set()  # back-adjusted symbols, sized by notional (bot/data/basis.py)
         # the in-process broker may fill this bar's market orders at its close (daily, decided early)
         self._close_fills = bool(getattr(broker, "market_at_close", False))
 
@@ -321,6 +323,17 @@ class Engine:
             if bar is not None:
                 self._trail(pos, bar[1])
 
+    def apply_split(
+        self,
+        ts: pd.Timestamp | int,
+        symbol: str,
+        ratio: float,
+        qty_after: float | None = None,
+        source: str = "",
+    ) -> None:
+        """`symbol` splits `ratio` new shares per old one before the next bar (`bot/execution/splits.py`)."""
+        splits.apply_split(self, ts, symbol, ratio, qty_after, source)
+
     def quiet_marks(self, tape: Tape, a: int, f: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return quiet.quiet_marks(self, tape, a, f)
 
@@ -375,7 +388,10 @@ class Engine:
             self.cash += f.qty * f.price - f.commission
             book.exit_filled(self, f, intent)
 
-    def _on_update(self, u: OrderRejected | OrderCanceled) -> None:
+    def _on_update(self, u: OrderRejected | OrderCanceled | SplitDetected) -> None:
+        if isinstance(u, SplitDetected):
+            splits.split_detected(self, u)
+            return
         if isinstance(u.ts, int):
             u = dataclasses.replace(u, ts=self.stamp(u.ts))
         status = "rejected" if isinstance(u, OrderRejected) else "canceled"

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from bot.core.config import Settings
+from bot.data.splits import SplitTable
 from bot.journal.journal import Journal
 from bot.run.backtest import run_backtest, set_id_for
 from bot.run.leveraged import LeverageContext, prepare
@@ -35,6 +36,7 @@ def write_outputs(
     synthetic: bool = False,
     progress: bool = False,
     leverage: LeverageContext | None = None,
+    splits: SplitTable | None = None,
 ) -> dict[str, Any]:
     """`leverage`: the underlyings' bars and rates for the decay attribution (`bot/run/leveraged.py`);
     None: loaded here, a problem only noted."""
@@ -49,7 +51,7 @@ def write_outputs(
         Path(str(jpath) + suffix).unlink(missing_ok=True)
     journal = Journal(jpath, buffered=True)
     journal.start_run("backtest", set_id_for(cfg), json.loads(cfg.model_dump_json()), synthetic)
-    result = run_backtest(cfg, strategies, bars, journal, progress=progress)
+    result = run_backtest(cfg, strategies, bars, journal, progress=progress, splits=splits)
     ctx = leverage if leverage is not None else prepare(cfg, bars, strict=False)
     trades, attribution = attribute_backtest(cfg, result.trades, bars, ctx)
     journal_attribution(journal, trades)
@@ -77,6 +79,8 @@ def write_outputs(
         "bars_per_second": round(len(sig) / result.seconds) if result.seconds > 0 else None,
     }
     summary["attribution"] = attribution
+    # how quantities relate to prices: as traded (with splits applied), or notional on adjusted prices
+    summary["price_basis"] = {s: {"basis": b.kind, "statement": b.statement} for s, b in result.basis.items()}
     summary = _clean(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     uni = cfg.universe
@@ -99,6 +103,7 @@ def write_outputs(
         notes=[
             f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
             f"risk: {cfg.risk.model_dump(exclude_none=True)}",  # a side table: only the keys it sets
+            *(f"price basis: {b.statement}" for b in result.basis.values()),
         ],
         sections=[("Decay and carry (leveraged funds)", panel_html(attribution))],
     )

@@ -51,6 +51,16 @@ class Atr:
         self.value: float | None = None
         self._undo: tuple[float | None, float, int, float | None] | None = None
 
+    def rescale(self, factor: float) -> None:
+        """Prices times `factor` from here on (a split: 1 / ratio): the state follows, so the range
+        across the split is not read as a jump."""
+        if self._prev_close is not None:
+            self._prev_close *= factor
+        self._seed *= factor
+        if self.value is not None:
+            self.value *= factor
+        self._undo = None
+
     def revise(self, high: float, low: float, close: float) -> float | None:
         """Redo the last update with the bar's final values (a daily bar seen before the close)."""
         if self._undo is not None:

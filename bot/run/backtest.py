@@ -24,6 +24,8 @@ from bot.broker.sim import SimBroker
 from bot.core.config import Settings
 from bot.core.events import Trade
 from bot.core.ids import strategy_set_id
+from bot.data.basis import Basis, price_basis
+from bot.data.splits import Split, SplitTable, table_for
 from bot.data.tape import Tape
 from bot.execution.engine import Engine
 from bot.journal.journal import Journal
@@ -117,6 +119,37 @@ class BacktestResult:
     engine: Engine
     seconds: float
     stepped: int = 0  # bars that went through `Engine.step` (the others were quiet: `Engine.advance`)
+    basis: dict[str, Basis] = field(default_factory=dict)  # each traded symbol's price basis
+
+
+def size_by_basis(
+    cfg: Settings, bars: dict[str, pd.DataFrame], splits: SplitTable | None, engine: Engine
+) -> dict[str, Basis]:
+    """Each traded symbol's price basis (`bot/data/basis.py`); the back-adjusted ones are sized by
+    notional in the engine and the in-process broker. Every driver over bar files calls this."""
+    d, r, traded = cfg.data, cfg.risk, cfg.universe.traded
+    basis = price_basis(d.price_basis, cfg.broker.starting_cash, bars, traded, splits, r.fractional)
+    engine.notional = {s for s, b in basis.items() if b.notional}
+    if isinstance(engine.broker, SimBroker):
+        engine.broker.notional = engine.notional
+    return basis
+
+
+def split_events(
+    splits: SplitTable | None, traded: Sequence[str], bars: dict[str, pd.DataFrame], idx: pd.DatetimeIndex
+) -> dict[int, list[Split]]:
+    """The bar of `idx` on which each split of a traded symbol takes effect (its first bar on or after
+    the split's date), before that bar is stepped."""
+    if not splits:
+        return {}
+    days = session_labels(idx)
+    out: dict[int, list[Split]] = {}
+    for sym in traded:
+        for sp in splits.within(sym, bars[sym].index):
+            i = int(np.searchsorted(days, sp.date.value // _NS_PER_DAY, "left"))
+            if i < len(idx):
+                out.setdefault(i, []).append(sp)
+    return out  # fmt: skip
 
 
 def _times(values: list[Any]) -> Any:
@@ -171,18 +204,26 @@ def run_backtest(
     journal: Journal | None = None,
     progress: bool = False,
     every_bar: bool = False,
+    splits: SplitTable | None = None,
 ) -> BacktestResult:
     """`every_bar=True`: the plain loop, `Engine.step` on every bar; by default the event-skipping
     driver (`bot/run/eventskip.py`) steps only the bars where something can happen, with the same
-    trades, equity curve and journal."""
+    trades, equity curve and journal.
+
+    `splits` (default: `[data] splits_file`): the bars of its symbols are as traded; the strategies
+    read the signal symbol split-adjusted, and each split of a traded symbol is applied to the engine
+    and the in-process broker before its first bar (`bot/execution/splits.py`). A traded symbol on
+    back-adjusted prices is sized by notional (`bot/data/basis.py`)."""
     import time
 
     t0 = time.perf_counter()
     uni = cfg.universe
+    if splits is None:
+        splits = table_for(cfg.data, uni.symbols)
     sig = bars[uni.signal]
     idx = sig.index
     n = len(idx)
-    signals = compute_signals(cfg, strategies, sig)
+    signals = compute_signals(cfg, strategies, splits.adjusted(uni.signal, sig) if splits else sig)
     combined = signals.combined
     warm = signals.warmup
     tradable = sig["tradable"].to_numpy(bool, copy=True) if "tradable" in sig else np.ones(n, bool)
@@ -207,6 +248,8 @@ def run_backtest(
     broker = SimBroker.from_settings(cfg)
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
+    basis = size_by_basis(cfg, bars, splits, engine)
+    events = split_events(splits, uni.traded, bars, idx)
     broker.stamp = engine.stamp  # fills carry the bar's Timestamp, made once per bar
     sessions = session_labels(idx)
     keys = idx.as_unit("ns").asi8  # ns since the epoch (UTC when the index has a time zone)
@@ -222,6 +265,9 @@ def run_backtest(
         """Bar i through `Engine.step`, with the signals journaled where the direction changes."""
         nonlocal stepped
         stepped += 1
+        if events and i in events:
+            for sp in events[i]:
+                engine.apply_split(int(keys[i]), sp.symbol, sp.ratio, source=splits.name)  # type: ignore[union-attr]
         bars_i = {sym: tuple(rows[i].tolist()) for sym, rows, mask in present if mask[i]}
         if i < warm:
             step(int(keys[i]), int(sessions[i]), bars_i, None)  # type: ignore[arg-type]
@@ -257,6 +303,8 @@ def run_backtest(
                 bar.update(1)
     else:
         changes = np.flatnonzero(changed).tolist()
+        if events:  # a split's bar is always stepped
+            changes = sorted(set(changes) | set(events))
         on_done = bar.update if bar is not None else None
         tape = Tape(keys, sessions, ohlc)
         EventDriver(engine, broker, tape, combined, warm, changes, step_bar, on_done).run()
@@ -269,5 +317,5 @@ def run_backtest(
         journal.equity_bulk(equity)
         journal.flush()
     return BacktestResult(
-        trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0, stepped
+        trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0, stepped, basis
     )

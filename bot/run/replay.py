@@ -21,9 +21,10 @@ from bot.broker.base import Broker
 from bot.core.config import Settings
 from bot.core.log import get
 from bot.data.quality import check_bar
+from bot.data.splits import SplitTable, table_for
 from bot.execution.engine import Engine
 from bot.journal.journal import Journal
-from bot.run.backtest import session_labels, set_id_for
+from bot.run.backtest import session_labels, set_id_for, size_by_basis, split_events
 from bot.signals.live import TrailingSignals
 from bot.signals.strategy import Strategy
 
@@ -97,9 +98,14 @@ def run_replay(
     window: int,
     stop: StopFlag | None = None,
     synthetic: bool = False,
+    splits: SplitTable | None = None,
 ) -> Engine:
+    """`splits` (default: `[data] splits_file`): as in a backtest, the signal is read split-adjusted and
+    each split of a traded symbol is applied before its first bar."""
     log = get("soxbot.run")
     uni = cfg.universe
+    if splits is None:
+        splits = table_for(cfg.data, uni.symbols)
     events: list[str] = []
     engine = Engine(
         cfg,
@@ -112,6 +118,13 @@ def run_replay(
     live = TrailingSignals(cfg, strategies, window)
     sig = bars[uni.signal]
     idx = sig.index
+    basis = size_by_basis(cfg, bars, splits, engine)
+    for b in basis.values():
+        if b.kind != "as_traded":
+            log.info("price basis", statement=b.statement)
+    split_at = split_events(splits, uni.traded, bars, idx)
+    if splits:
+        sig = splits.adjusted(uni.signal, sig)
     sessions = session_labels(idx)
     traded = {s: bars[s] for s in uni.traded}
     delay = 1.0 / cfg.run.speed
@@ -134,6 +147,8 @@ def run_replay(
     for i, (ts, o, h, lo, c, v) in enumerate(rows):
         if i >= limit or (stop is not None and stop.event.is_set()):
             break
+        for sp in split_at.get(i, ()):
+            engine.apply_split(ts, sp.symbol, sp.ratio, source=splits.name)  # type: ignore[union-attr]
         bars_i = {}
         for sym, df in traded.items():
             if ts in df.index:

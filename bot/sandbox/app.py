@@ -10,12 +10,14 @@ Admin (no auth, for tests and tools):
   POST /admin/advance  {"to": ISO | "next_open" | "next_close"} or {"seconds"|"minutes"|"days": n},
                        optional "speed"; processes every event on the way (fills, expiries, pushes)
   POST /admin/reset    {"start": ISO?}: fresh $100k account, no orders, clock back to start (held
-                       again under --hold-clock), faults back to the start-up ones
+                       again under --hold-clock), faults back to the start-up ones, simulated splits undone
   GET|POST /admin/clock  {"held": bool}: stand the clock still or let it run on from where it stands
                        (a bot releases a --hold-clock sandbox once it is ready); answers now, speed, held
   GET|POST /admin/faults  patch of `faults.Faults` fields (errors, delays, `advance`: the clock moves
                        on while a matched request is in flight), plus {"drop_ws": true} (close every
                        WebSocket now) and {"clear": true}
+  POST /admin/split    {"symbol", "new_rate", "old_rate", "announce"?}: a split now, as Alpaca applies
+                       one (bot/sandbox/splits.py)
 
 Behaviour worth knowing (where the sandbox differs from Alpaca paper, which fills on live quotes):
 - Prices are bars: market orders fill at the open of the first bar that starts after submission;
@@ -57,6 +59,7 @@ from bot.sandbox.exchange import Exchange, ExchangeConfig
 from bot.sandbox.faults import ERROR_BODIES, WS_PATHS, FaultInjector, Faults
 from bot.sandbox.market import TF_MINUTES, DataError, MarketData, read_bar_file, synthetic_frames
 from bot.sandbox.orders import ApiError
+from bot.sandbox.splits import Splits
 from bot.sandbox.streams import Hub
 
 DEFAULT_SYNTHETIC = ["SOXX", "SOXL", "SOXS"]
@@ -113,6 +116,7 @@ class Sandbox:
         self.hub = Hub(self.auth_ok, daily=TF_MINUTES[cfg.timeframe] is None)
         self.exchange.trade_listeners.append(self.hub.on_trade_update)
         self.exchange.bar_listeners.append(self.hub.on_market)
+        self.splits = Splits()  # splits simulated by POST /admin/split
 
     @staticmethod
     def _load(cfg: SandboxConfig, start: pd.Timestamp | None) -> dict[str, pd.DataFrame]:
@@ -150,6 +154,7 @@ class Sandbox:
 
     def reset(self, start: pd.Timestamp | None = None) -> None:
         self.injector.reset()
+        self.splits.undo(self.market)
         self.exchange.reset(start if start is not None else self.start)
         if self.cfg.hold_clock:  # as at start-up: held again, or running
             self.clock.hold()
@@ -457,6 +462,7 @@ async def bars(request: web.Request) -> web.Response:
         raise ApiError(400, 40010000, f"invalid sort: {sort}")
     page, token = sb.market.history(syms, q["timeframe"], start, min(end, now), now,
                                     _int(q.get("limit"), "limit", 1000), q.get("page_token") or None, sort)
+    page = sb.splits.adjust_page(page, q.get("adjustment", "raw"))
     return _json({"bars": page, "next_page_token": token, "currency": "USD"})
 
 
@@ -534,6 +540,19 @@ async def admin_advance(request: web.Request) -> web.Response:
         sb.clock.set(target)
     await asyncio.sleep(0)
     return _json({"now": rfc3339(target), "is_open": cal.is_open(target)})
+
+
+async def admin_split(request: web.Request) -> web.Response:
+    sb = _sb(request)
+    out = sb.splits.apply(sb.exchange, await _body(request))
+    await asyncio.sleep(0)
+    return _json(out)
+
+
+async def announcements(request: web.Request) -> web.Response:
+    sb = _sb(request)
+    sb.exchange.sync()
+    return _json(sb.splits.announcements(request.query))
 
 
 async def admin_reset(request: web.Request) -> web.Response:
@@ -634,6 +653,7 @@ def build_app(data_dir: str | Path | None = None, timeframe: str = "1d", speed: 
     r.add_delete("/v2/positions", close_positions)
     r.add_get("/v2/positions/{symbol_or_asset_id}", position)
     r.add_delete("/v2/positions/{symbol_or_asset_id}", close_position)
+    r.add_get("/v2/corporate_actions/announcements", announcements)
     r.add_get("/v2/stocks/bars", bars)
     r.add_get("/v2/stocks/bars/latest", latest_bars)
     r.add_get("/v2/stocks/quotes/latest", latest_quotes)
@@ -646,6 +666,7 @@ def build_app(data_dir: str | Path | None = None, timeframe: str = "1d", speed: 
     r.add_post("/admin/reset", admin_reset)
     r.add_get(CLOCK_PATH, admin_clock)
     r.add_post(CLOCK_PATH, admin_clock)
+    r.add_post("/admin/split", admin_split)
     r.add_get("/admin/faults", admin_faults)
     r.add_post("/admin/faults", admin_faults)
     app.cleanup_ctx.append(_ticker)

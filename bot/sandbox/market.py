@@ -245,6 +245,8 @@ class MarketData:
         self.timeframe = timeframe
         self.calendar = cal
         self.bars = {s: to_symbol_bars(s, df, timeframe, cal) for s, df in sorted(frames.items())}
+        # simulated splits (bot/sandbox/splits.py): a price seen before t_ns, read at or after it, times f
+        self.factors: dict[str, list[tuple[int, float]]] = {}
 
     @property
     def symbols(self) -> list[str]:
@@ -276,8 +278,13 @@ class MarketData:
             return None
         i = started - 1
         if sb.end[i] > n:
-            return float(sb.open[i]), pd.Timestamp(int(sb.start[i]), tz="UTC")
-        return float(sb.close[i]), pd.Timestamp(int(sb.end[i]), tz="UTC")
+            p, t = float(sb.open[i]), int(sb.start[i])
+        else:
+            p, t = float(sb.close[i]), int(sb.end[i])
+        for t_ns, f in self.factors.get(symbol, ()):
+            if t < t_ns <= n:
+                p *= f
+        return p, pd.Timestamp(t, tz="UTC")
 
     def latest_bar(self, symbol: str, now: pd.Timestamp) -> dict | None:
         sb = self.bars.get(symbol)

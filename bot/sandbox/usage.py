@@ -54,4 +54,6 @@ def help_text(flags: Iterable[str]) -> str:
         meta, desc = OPTIONS.get(f, ("X", ""))
         lines.append(f"  {f + ' ' + meta:<{width}}  {desc}".rstrip())
     lines += ["", 'Faults can be changed while it runs: POST /admin/faults, e.g. {"rate_500": 0.2}.']
+    lines += ['A split, the way Alpaca applies one: POST /admin/split {"symbol": "SOXS", "new_rate": 1, '
+              '"old_rate": 10}.']  # fmt: skip
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from bot.journal.journal import Journal
 from bot.journal.recovery import FINAL, HeldPosition, JournalBooks, read_books
 from bot.risk import stops
 from bot.run.alpaca.clock import Clock
+from bot.run.alpaca.splits import settle_splits, use_splits_table
 
 log = get("soxbot.run")
 
@@ -53,6 +54,7 @@ class Restart:
         self.tf = cfg.data.timeframe
         self.foreign: set[str] = set()  # traded symbols held by someone else: no new entries meanwhile
         self.unknown: list[str] = []  # what reconcile could not explain: no new entries this run
+        use_splits_table(cfg, broker)
 
     def reconcile(self) -> Reconciliation:
         """The broker is the source of truth; the journal says which of its orders and positions are ours.
@@ -180,6 +182,8 @@ class Restart:
             mine = {e.pos.symbol: e.pos.qty} if e.pos is not None else {}
             if all(abs(held.get(s, 0.0) - mine.get(s, 0.0)) <= 1e-9 for s in held.keys() | mine.keys()):
                 return None
+            if settle_splits(e, b, held, self.clock.now().tz_convert(TZ)):  # a split explains it: booked
+                return None
         what = f"the engine holds {_holding(mine)}, the broker {_holding(held)}"
         if what not in self.unknown:
             self.unknown_state(what, when)
@@ -230,7 +234,9 @@ class Restart:
         traded = self.cfg.universe.traded
         if pos is not None:
             qty = rec.positions.get(pos.symbol, (0.0, 0.0))[0]
-            if abs(qty - pos.qty) > 1e-9:
+            if settle_splits(e, self.broker, {pos.symbol: qty}, e.now):  # split while the bot was down
+                pos = e.pos
+            elif abs(qty - pos.qty) > 1e-9:
                 self.unknown_state(f"the journal holds {pos.qty:g} {pos.symbol}, the broker {qty:g}")
                 pos.qty = qty  # the broker is the source of truth
                 if qty <= 1e-9:

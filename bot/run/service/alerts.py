@@ -191,6 +191,8 @@ def engine_alert(kind: str, data: Mapping[str, Any]) -> Alert | None:
             return Alert("lock", f"{action.upper()}: {reason}")
         if action in ("alert", "flatten"):
             return Alert("error", f"{action.upper()}: {reason}")
+        if action == "split":  # the broker split a traded symbol: position and stop on the new basis
+            return Alert("stop", f"SPLIT: {reason}")
         return None
     if kind == "rejected":
         u = data["update"]
