@@ -12,6 +12,18 @@ import sys
 import structlog
 
 
+class _Stdout:
+    """Whatever `sys.stdout` is at the moment of writing, not the one seen at `configure` time: a
+    caller that swaps stdout for a while (a test runner capturing a command's output) and closes its
+    stand-in afterwards must not leave the bot logging into a closed file."""
+
+    def write(self, text: str) -> int:
+        return sys.stdout.write(text)
+
+    def flush(self) -> None:
+        sys.stdout.flush()
+
+
 def configure(fmt: str = "console", level: str = "INFO") -> None:
     lvl = getattr(logging, level.upper(), logging.INFO)
     logging.basicConfig(level=lvl, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
@@ -31,7 +43,7 @@ def configure(fmt: str = "console", level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(file=_Stdout()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
 
