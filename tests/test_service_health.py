@@ -261,15 +261,19 @@ def test_real_scheduler_feeds_health_and_metrics(serve):
             time.sleep(0.9)  # 450 s of sim time: the 10:10 decision starts 150 s late
         metrics.decision((clock.now() - at).total_seconds())
 
+    skipped = threading.Event()
+
     def on_outcome(o: JobOutcome) -> None:
         health.job(o)
         metrics.job(o)
+        if o.outcome == "skipped":  # recorded at ~10:12:30, when the hung callback returns: the market
+            clock.hold(ny(2024, 7, 5, 10, 13) + M / 2)  # stands still there, so 10:15 never comes
+            skipped.set()
 
     sched = MarketScheduler(clock, spec, on_decision, misfire_grace=60, on_outcome=on_outcome)
     sched.start()
     try:
-        # the skip is recorded at ~10:12:30 (when the hung callback returns); the 10:15 one is not due
-        time.sleep((ny(2024, 7, 5, 10, 13) + M / 2 - clock.now()).total_seconds() / speed)
+        assert skipped.wait(30)
         code, _, body = get(srv.url + "/healthz")
         v = scrape(srv.url + "/metrics")
     finally:

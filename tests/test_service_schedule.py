@@ -216,6 +216,13 @@ class Recorder:
 
         return run
 
+    def wait(self, n: int, timeout: float = 30.0) -> None:
+        """Until `n` jobs have reported (ran, skipped or failed): the clock passing a job's time does not
+        mean the scheduler's thread has run it yet on a busy machine."""
+        end = time.monotonic() + timeout
+        while len(self.outcomes) < n and time.monotonic() < end:
+            time.sleep(0.005)
+
     def scheduler(self, spec: ScheduleSpec, grace: float, flat: bool = False) -> MarketScheduler:
         return MarketScheduler(
             self.clock,
@@ -254,6 +261,7 @@ def test_scheduler_fires_at_planned_times_across_early_close_holiday_and_dst():
     try:
         # the 13:00 early close: decisions 12:30, 12:45; flat 12:55; the 13:00 bar close is past the flat
         run_until(clock, ny(2024, 7, 3, 13, 6))
+        rec.wait(4)
         after_eod = sched.planned()
         # 4 July is a holiday: the end-of-day job planned Friday 5 July
         assert after_eod == session_jobs("2024-07-05", spec)
@@ -261,16 +269,19 @@ def test_scheduler_fires_at_planned_times_across_early_close_holiday_and_dst():
         sched.replan()  # ... and let it run on from there once the plan is made
         assert sched.planned() == after_eod
         run_until(clock, ny(2024, 7, 5, 9, 50))
+        rec.wait(6)
         # DST: fall back on Sunday 3 November; Friday 1st is EDT, Monday 4th EST
         clock.hold(ny(2024, 11, 1, 15, 40))
         sched.replan()
         run_until(clock, ny(2024, 11, 1, 16, 6))
+        rec.wait(9)
         assert [j.session for j in sched.planned()] == [dt.date(2024, 11, 4)] * len(
             session_jobs("2024-11-04", spec)
         )
         clock.hold(ny(2024, 11, 4, 15, 40))
         sched.replan()
         run_until(clock, ny(2024, 11, 4, 16, 6))
+        rec.wait(12)
     finally:
         sched.shutdown()
     expected = [
@@ -317,6 +328,7 @@ def test_eod_replans_by_itself_over_a_holiday_and_errors_do_not_break_the_chain(
         sched.start()
         try:
             run_until(clock, ny(2024, 7, 5, 9, 30))
+            rec.wait(3)
         finally:
             sched.shutdown()
     assert [(k, at) for k, at, _ in rec.fired] == [
@@ -343,6 +355,7 @@ def test_misfire_blocked_callback_skips_stale_decisions():
         sched.start()
         try:
             run_until(clock, ny(2024, 7, 5, 10, 26))
+            rec.wait(5)
         finally:
             sched.shutdown()
     ran = [at for k, at, _ in rec.fired if k == "decision"]
@@ -366,10 +379,12 @@ def test_misfire_paused_process_skips_what_fell_due():
     sched.start()
     try:
         run_until(clock, ny(2024, 7, 5, 10, 6))
+        rec.wait(1)
         sched.pause()
         time.sleep(1.6)
         sched.resume()
         run_until(clock, ny(2024, 7, 5, 10, 26))
+        rec.wait(5)
     finally:
         sched.shutdown()
     ran = [at for k, at, _ in rec.fired if k == "decision"]
@@ -390,6 +405,7 @@ def test_clock_set_back_refires_at_the_new_wall_time():
     try:
         clock.set(ny(2024, 7, 3, 12, 10))
         run_until(clock, ny(2024, 7, 3, 12, 52))
+        rec.wait(1)
     finally:
         sched.shutdown()
     ((kind, at, fired_at),) = rec.fired
