@@ -248,7 +248,13 @@ def backtest(
     except (ConfigError, DataError) as exc:
         raise _fail(str(exc)) from exc
     summary = write_outputs(
-        cfg, strategies, bars, out, synthetic=synthetic, progress=progress, leverage=leverage,
+        cfg,
+        strategies,
+        bars,
+        out,
+        synthetic=synthetic,
+        progress=progress,
+        leverage=leverage,
         splits=splits,
     )
     s, b = summary["strategy"], summary["buy_and_hold"]
@@ -268,6 +274,97 @@ def backtest(
         if b["basis"] != "as_traded":  # how quantities relate to prices, said once
             typer.echo(f"price basis: {b['statement']}")
     typer.echo(f"wrote {out}/trades.csv equity.csv summary.json report.html journal.db")
+
+
+DataDirOpt = Annotated[Path | None, typer.Option(help="Directory of {SYMBOL}_{TF}.csv; implies source=csv.")]
+StartOpt = Annotated[str | None, typer.Option(help="First date, YYYY-MM-DD.")]
+EndOpt = Annotated[str | None, typer.Option(help="Last date, YYYY-MM-DD.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of every random draw (same seed, same results).")]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Run on a Dask cluster, e.g. tcp://HOST:8786 (needs soxbot[cluster]); default: a local pool."
+    ),
+]
+WorkersOpt = Annotated[int | None, typer.Option(help="Local pool size (default: the CPU count).")]
+SerialOpt = Annotated[bool, typer.Option("--serial", help="Run in this process, one job at a time.")]
+
+
+def _research_cfg(
+    config: Path | None, path: list[Path] | None, data_dir: Path | None, start: str | None, end: str | None
+) -> Settings:
+    from bot.core import log
+
+    cfg = _load(config, path, data__start=start, data__end=end)
+    if data_dir is not None:
+        cfg.data.source = "csv"
+        cfg.data.dir = data_dir
+    log.configure(cfg.run.log_format, "WARNING" if cfg.run.log_level == "INFO" else cfg.run.log_level)
+    return cfg
+
+
+def _where(cluster: str | None, serial: bool) -> str:
+    if cluster and serial:
+        raise _fail("--cluster and --serial exclude each other. Fix: give one of them.")
+    return cluster or ("serial" if serial else "pool")
+
+
+def _research(fn: object, *args: object, **kwargs: object) -> None:
+    """Run a research command body, printing its lines; user errors become messages (exit 2)."""
+    from bot.data.errors import DataError
+    from bot.research.executor import ClusterError
+
+    try:
+        lines = fn(*args, **kwargs)  # type: ignore[operator]
+    except (ConfigError, DataError, ClusterError) as exc:
+        raise _fail(str(exc)) from exc
+    for line in lines:
+        typer.echo(line)
+
+
+@app.command()
+def sweep(
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="KEY=VALUES, repeatable: ma_cross.fast=5:50:5, risk.stop_loss_pct=0,0.05,0.1."),
+    ] = None,
+    space: Annotated[
+        Path | None, typer.Option(help="TOML file with a [params] table of KEY = VALUES.")
+    ] = None,
+    method: Annotated[str, typer.Option(help="grid, random, or optuna (needs soxbot[optuna]).")] = "grid",
+    trials: Annotated[int, typer.Option(help="Trials for random / optuna.")] = 0,
+    objective: Annotated[
+        str, typer.Option(help="sharpe, cagr, total_return, calmar, sortino or max_drawdown.")
+    ] = "sharpe",
+    heatmap: Annotated[str | None, typer.Option(help="Two keys for the heatmap, KEY_X,KEY_Y.")] = None,
+    out: Annotated[Path, typer.Option(help="Output directory (a sweep there is resumed).")] = Path(
+        "sweep-out"
+    ),
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming.")] = False,
+    seed: SeedOpt = 0,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    cluster: ClusterOpt = None,
+    workers: WorkersOpt = None,
+    serial: SerialOpt = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    path: PluginPathOpt = None,
+) -> None:
+    """Backtest a parameter space (strategy parameters and risk keys); rank, heatmap, DSR and PBO."""
+    from bot.research import commands
+
+    cfg = _research_cfg(config, path, data_dir, start, end)
+    where = _where(cluster, serial)
+    try:
+        dims = commands.read_space(param, space)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    keys = [k.strip() for k in heatmap.split(",")] if heatmap else None
+    _research(
+        commands.sweep, cfg, dims, out, method, trials, seed, objective, where, workers, fresh, keys, progress
+    )
 
 
 @app.command()
