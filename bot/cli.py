@@ -368,6 +368,97 @@ def sweep(
 
 
 @app.command()
+def walkforward(
+    param: Annotated[list[str] | None, typer.Option(help="KEY=VALUES, repeatable (as for sweep).")] = None,
+    space: Annotated[Path | None, typer.Option(help="TOML file with a [params] table.")] = None,
+    is_bars: Annotated[int, typer.Option(help="In-sample window, in bars (756 = 3 years of days).")] = 756,
+    oos_bars: Annotated[int, typer.Option(help="Out-of-sample window, in bars.")] = 252,
+    anchored: Annotated[
+        bool, typer.Option("--anchored", help="In-sample from the start (else rolling).")
+    ] = False,
+    method: Annotated[str, typer.Option(help="grid, random or optuna.")] = "grid",
+    trials: Annotated[int, typer.Option(help="Trials for random / optuna.")] = 0,
+    objective: Annotated[str, typer.Option(help="What each in-sample window maximises.")] = "sharpe",
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("walkforward-out"),
+    fresh: Annotated[bool, typer.Option("--fresh", help="Start over instead of resuming.")] = False,
+    seed: SeedOpt = 0,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    cluster: ClusterOpt = None,
+    workers: WorkersOpt = None,
+    serial: SerialOpt = False,
+    path: PluginPathOpt = None,
+) -> None:
+    """Optimise on each in-sample window, trade the next out-of-sample one; stitched OOS vs buy-and-hold."""
+    from bot.research import commands
+
+    cfg = _research_cfg(config, path, data_dir, start, end)
+    where = _where(cluster, serial)
+    try:
+        dims = commands.read_space(param, space)
+    except ConfigError as exc:
+        raise _fail(str(exc)) from exc
+    _research(
+        commands.walkforward,
+        cfg,
+        dims,
+        out,
+        method,
+        trials,
+        seed,
+        objective,
+        where,
+        workers,
+        fresh,
+        is_bars,
+        oos_bars,
+        anchored,
+    )
+
+
+@app.command()
+def montecarlo(
+    runs: Annotated[int, typer.Option(help="Bootstrap paths of the strategy's returns.")] = 2000,
+    block: Annotated[int, typer.Option(help="Bootstrap block length, in bars.")] = 20,
+    perturb_runs: Annotated[int, typer.Option(help="Backtests on perturbed bars (0 = none).")] = 50,
+    perturb_bps: Annotated[float, typer.Option(help="Size of the price perturbation, basis points.")] = 20.0,
+    random_runs: Annotated[
+        int, typer.Option(help="Random-entry strategies for the p-value (0 = none).")
+    ] = 1000,
+    out: Annotated[Path, typer.Option(help="Output directory.")] = Path("montecarlo-out"),
+    seed: SeedOpt = 0,
+    config: ConfigOpt = None,
+    data_dir: DataDirOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    cluster: ClusterOpt = None,
+    workers: WorkersOpt = None,
+    serial: SerialOpt = False,
+    path: PluginPathOpt = None,
+) -> None:
+    """Bootstrap of returns, perturbed bars, random-entry baseline: CAGR/drawdown spreads, p-value."""
+    from bot.research import commands
+
+    cfg = _research_cfg(config, path, data_dir, start, end)
+    where = _where(cluster, serial)
+    _research(
+        commands.montecarlo,
+        cfg,
+        out,
+        runs,
+        block,
+        perturb_runs,
+        perturb_bps,
+        random_runs,
+        seed,
+        where,
+        workers,
+    )
+
+
+@app.command()
 def strategies(config: ConfigOpt = None, path: PluginPathOpt = None) -> None:
     """List the discovered strategy plugins with their parameters and defaults."""
     from bot.signals.plugins import available, describe_params
