@@ -59,8 +59,10 @@ class Runner:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+        if isinstance(self._pool, ProcessPoolExecutor):
+            self._pool.shutdown(wait=True, cancel_futures=True)  # an interrupted sweep stops here
+        elif self._pool is not None:
+            self._pool.shutdown(wait=True)
         if self._client is not None:
             self._client.close()
         self._pool = self._client = self._ctx_future = None
@@ -101,7 +103,7 @@ def _dask_client(address: str) -> Any:
             "Fix: pip install 'soxbot[cluster]' (on this machine and every worker)."
         ) from exc
     try:
-        return Client(address, timeout="10s")
+        return Client(address, timeout="5s")
     except (OSError, TimeoutError) as exc:
         raise ClusterError(
             f"No Dask scheduler answers at {address} ({exc}). Fix: start one with `dask scheduler` "
