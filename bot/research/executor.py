@@ -40,7 +40,7 @@ class Runner:
     def __init__(self, context: Any, where: str = "pool", workers: int | None = None) -> None:
         self.context = context
         self.where = where
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = 1 if where == "serial" else (workers or os.cpu_count() or 1)
         self._pool: Executor | None = None
         self._client: Any = None
         self._ctx_future: Any = None

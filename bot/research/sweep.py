@@ -186,8 +186,10 @@ def run_sweep(
                 points = plan(spec)
                 store = Store(out, keys, len(points), n_bars)
                 todo = [(i, p) for i, p in enumerate(points) if i not in done]
-                size = max(1, math.ceil(len(todo) / (4 * runner.workers)))
-                groups = group_points(todo, min(size, 64))
+                # serially a group is all trials of one strategy point (its signals computed once);
+                # in parallel, big groups are split so every worker has work
+                size = math.ceil(len(todo) / (4 * runner.workers)) if runner.workers > 1 else len(todo)
+                groups = group_points(todo, max(1, min(size, 64)))
                 finished = len(done)
                 for _, results in runner.run(run_group, groups):
                     store.add(results)
