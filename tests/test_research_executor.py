@@ -8,7 +8,7 @@ import pytest
 
 from bot.core.config import Settings
 from bot.data.calendar import bars_per_year
-from bot.research.executor import ClusterError, Runner
+from bot.research.executor import Runner
 from bot.research.montecarlo import PerturbContext, perturbed_run, seeds
 from bot.research.space import parse_dims
 from bot.research.sweep import SweepSpec, run_sweep
@@ -63,6 +63,19 @@ def test_seeds_are_fixed_per_run() -> None:
 
 def test_a_cluster_nobody_runs_is_a_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("distributed")
-    with pytest.raises(ClusterError, match="No Dask scheduler answers at tcp://127.0.0.1:9"):
-        with Runner({}, "tcp://127.0.0.1:9"):
-            pass
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    args = [
+        "sweep",
+        "--param",
+        "ma_cross.fast=5,10",
+        "--cluster",
+        "tcp://127.0.0.1:9",
+        "--out",
+        str(tmp_path / "o"),
+    ]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert "No Dask scheduler answers at tcp://127.0.0.1:9" in r.output and "Traceback" not in r.output

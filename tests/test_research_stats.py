@@ -27,7 +27,9 @@ def test_dsr_matches_the_papers_numerical_example() -> None:
     # SR_0 = 0.1132 (per day) and DSR = 0.9004.
     sr0 = expected_max_sharpe(100, 0.5 / 250)
     assert sr0 == pytest.approx(0.1132, abs=5e-5)
-    assert probabilistic_sharpe(2.5 / math.sqrt(250), sr0, 1250, -3.0, 10.0) == pytest.approx(0.9004, abs=5e-5)
+    assert probabilistic_sharpe(2.5 / math.sqrt(250), sr0, 1250, -3.0, 10.0) == pytest.approx(
+        0.9004, abs=5e-5
+    )
 
 
 def test_expected_max_sharpe_of_two_trials_by_hand() -> None:

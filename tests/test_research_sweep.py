@@ -133,7 +133,8 @@ class Counted(Strategy):
     r = runner.invoke(
         app,
         ["sweep", "--config", str(cfg), "--path", str(plugins), "--param", "counted.length=10,20",
-         "--param", "risk.stop_loss_pct=0,0.03,0.06", "--out", str(tmp_path / "o"), "--serial", "--no-progress"],
+         "--param", "risk.stop_loss_pct=0,0.03,0.06", "--out", str(tmp_path / "o"), "--serial",
+         "--no-progress"],
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert "6 trials ok" in r.output
