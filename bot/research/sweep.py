@@ -92,7 +92,7 @@ class Store:
         self.columns = ["trial", "status", *keys, *METRIC_COLUMNS, "error"]
         self.keys = keys
         path = out / "results.csv"
-        new = not path.exists()
+        new = not path.exists() or path.stat().st_size == 0
         self._fh = path.open("a", newline="")
         self._csv = csv.writer(self._fh)
         if new:
@@ -127,7 +127,7 @@ def _cell(v: Any) -> Any:
 
 def read_results(out: Path) -> pd.DataFrame:
     path = out / "results.csv"
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:
         return pd.DataFrame(columns=["trial", "status"])
     df = pd.read_csv(path)
     return df.drop_duplicates("trial", keep="last").sort_values("trial").reset_index(drop=True)
@@ -180,8 +180,9 @@ def run_sweep(
             if spec.method == "optuna":
                 from bot.research.optuna_sampler import run_optuna
 
+                earlier = read_results(out)
                 store = Store(out, keys, spec.n, n_bars)
-                run_optuna(runner, spec, store, read_results(out), on_result)
+                run_optuna(runner, spec, store, earlier, on_result)
             else:
                 points = plan(spec)
                 store = Store(out, keys, len(points), n_bars)
