@@ -51,7 +51,9 @@ class Runner:
 
     def __enter__(self) -> Runner:
         if self.where == "pool":
-            self._pool = ProcessPoolExecutor(self.workers, initializer=_install, initargs=(self.context,))
+            self._pool = ProcessPoolExecutor(
+                self.workers, _mp_context(), initializer=_install, initargs=(self.context,)
+            )
         elif self.where != "serial":
             self._client = _dask_client(self.where)
             self._ctx_future = self._client.scatter(self.context, broadcast=True)
@@ -92,6 +94,17 @@ class Runner:
         """Results in the order of `items`."""
         out = dict(self.run(fn, items))
         return [out[i] for i in range(len(out))]
+
+
+def _mp_context() -> Any:
+    """Workers forked from a clean server process that has imported the backtest once: forking the
+    caller itself is unsafe once it runs threads (a Dask client, a progress bar, the test runner),
+    and spawning a fresh interpreter per worker re-imports pandas and the engine (~1 s each)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(["bot.research.trials", "bot.run.backtest", "bot.research.montecarlo"])
+    return ctx
 
 
 def _dask_client(address: str) -> Any:
