@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,10 @@ def test_walkforward_on_real_data(shared_data: Path, tmp_path: Path) -> None:
     assert s["period"]["bars"] == len(oos)  # buy-and-hold over exactly the OOS bars
     assert {r["parameter"] for r in s["stability"]} == {"ma_cross.fast", "ma_cross.slow"}
     assert "Parameter stability" in (out / "report.html").read_text()
+    with sqlite3.connect(out / "research.db") as db:
+        mode, status, config = db.execute("SELECT mode, status, config FROM runs").fetchone()
+    assert (mode, status) == ("walkforward", "ok")
+    assert json.loads(config)["research"]["is_bars"] == 504
 
 
 @settings(max_examples=40, deadline=None)
@@ -156,6 +161,10 @@ def test_a_random_strategy_is_not_significant(shared_data: Path, tmp_path: Path)
     assert "not significant" in r.output
     assert s["bootstrap"]["worst_max_drawdown"] <= 1.0
     assert "Random-entry baseline" in (out / "report.html").read_text()
+    with sqlite3.connect(out / "research.db") as db:
+        mode, status, config = db.execute("SELECT mode, status, config FROM runs").fetchone()
+    assert (mode, status) == ("montecarlo", "ok")
+    assert json.loads(config)["research"]["random_runs"] == 400
 
 
 def test_optuna_sampler_runs_and_resumes(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 
 from bot.core.config import Settings
 from bot.data.splits import SplitTable
+from bot.research.runlog import journaled
 from bot.research.space import SpaceError, parse_dims
 
 
@@ -136,11 +137,8 @@ def walkforward(
     oos_bars: int,
     anchored: bool,
 ) -> list[str]:
-    import numpy as np
-
     from bot.research.sweep import SweepSpec, run_sweep
-    from bot.research.sweep_report import analyse
-    from bot.research.walkforward import dumps, make_folds, stability, summarize_walk, walk, write_walk_html
+    from bot.research.walkforward import make_folds
 
     spec = SweepSpec(dims, method, trials, seed, objective)
     spec.check()
@@ -153,6 +151,34 @@ def walkforward(
         raise SpaceError(
             "No valid point in the space: every combination was refused. Fix: the --param ranges."
         )
+    research = {"sweep": "sweep/", "is_bars": is_bars, "oos_bars": oos_bars, "anchored": anchored,
+                "objective": objective, "seed": seed, "folds": len(folds)}  # fmt: skip
+    with journaled(out, "walkforward", cfg, research):
+        return _walk(cfg, out, bars, ppy, synthetic, spec, results, folds, is_bars, oos_bars, anchored, seed)
+
+
+def _walk(
+    cfg: Settings,
+    out: Path,
+    bars: dict[str, pd.DataFrame],
+    ppy: float,
+    synthetic: bool,
+    spec: Any,
+    results: pd.DataFrame,
+    folds: list[Any],
+    is_bars: int,
+    oos_bars: int,
+    anchored: bool,
+    seed: int,
+) -> list[str]:
+    import numpy as np
+
+    from bot.research.sweep_report import analyse
+    from bot.research.walkforward import dumps, stability, summarize_walk, walk, write_walk_html
+
+    objective = spec.objective
+    sweep_dir = out / "sweep"
+    index = bars[cfg.universe.signal].index
     returns = np.load(sweep_dir / "returns.npy", mmap_mode="r")
     keys = [d.key for d in spec.dims]
     table, stitched = walk(returns, results, keys, index, folds, objective, ppy)
@@ -216,6 +242,34 @@ def montecarlo(
     where: str,
     workers: int | None,
 ) -> list[str]:
+    if runs < 1 or block < 1 or perturb_runs < 0 or random_runs < 0 or perturb_bps < 0:
+        raise SpaceError(
+            "--runs and --block must be >= 1; --perturb-runs, --random-runs, --perturb-bps >= 0."
+        )
+    bars, splits, ppy, synthetic = load_inputs(cfg)
+    params = {"seed": seed, "runs": runs, "block": block, "perturb_runs": perturb_runs,
+              "perturb_bps": perturb_bps, "random_runs": random_runs}  # fmt: skip
+    with journaled(out, "montecarlo", cfg, params):
+        return _montecarlo(cfg, out, bars, splits, ppy, synthetic, runs, block, perturb_runs, perturb_bps,
+                           random_runs, seed, where, workers)  # fmt: skip
+
+
+def _montecarlo(
+    cfg: Settings,
+    out: Path,
+    bars: dict[str, pd.DataFrame],
+    splits: SplitTable | None,
+    ppy: float,
+    synthetic: bool,
+    runs: int,
+    block: int,
+    perturb_runs: int,
+    perturb_bps: float,
+    random_runs: int,
+    seed: int,
+    where: str,
+    workers: int | None,
+) -> list[str]:
     import numpy as np
 
     from bot.research.curves import metrics, returns_of, years_between
@@ -227,11 +281,6 @@ def montecarlo(
     from bot.run.assemble import build_strategies
     from bot.run.backtest import run_backtest
 
-    if runs < 1 or block < 1 or perturb_runs < 0 or random_runs < 0 or perturb_bps < 0:
-        raise SpaceError(
-            "--runs and --block must be >= 1; --perturb-runs, --random-runs, --perturb-bps >= 0."
-        )
-    bars, splits, ppy, synthetic = load_inputs(cfg)
     strategies = build_strategies(cfg, "montecarlo")
     res = run_backtest(cfg, strategies, bars, splits=splits)
     warm = max(s.warmup for s in strategies)

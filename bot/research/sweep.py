@@ -30,6 +30,7 @@ from bot.core.config import ConfigError, Settings
 from bot.data.splits import SplitTable
 from bot.research.curves import OBJECTIVES, score
 from bot.research.executor import Runner
+from bot.research.runlog import journaled
 from bot.research.space import Dim, SpaceError, check_keys, grid, random_points
 from bot.research.trials import Context, TrialResult, group_points, run_group
 
@@ -172,47 +173,30 @@ def run_sweep(
     keys = [d.key for d in spec.dims]
     n_bars = len(bars[cfg.universe.signal])
     done = set(read_results(out)["trial"].astype(int).tolist())
-    journal = _journal(out, cfg, manifest)
     ctx = Context(cfg, bars, splits, ppy)
-    status = "interrupted"
-    try:
-        with Runner(ctx, where, workers) as runner:
-            if spec.method == "optuna":
-                from bot.research.optuna_sampler import run_optuna
+    with journaled(out, "sweep", cfg, manifest), Runner(ctx, where, workers) as runner:
+        if spec.method == "optuna":
+            from bot.research.optuna_sampler import run_optuna
 
-                earlier = read_results(out)
-                store = Store(out, keys, spec.n, n_bars)
-                run_optuna(runner, spec, store, earlier, on_result)
-            else:
-                points = plan(spec)
-                store = Store(out, keys, len(points), n_bars)
-                todo = [(i, p) for i, p in enumerate(points) if i not in done]
-                # serially a group is all trials of one strategy point (its signals computed once);
-                # in parallel, big groups are split so every worker has work
-                size = math.ceil(len(todo) / (4 * runner.workers)) if runner.workers > 1 else len(todo)
-                groups = group_points(todo, max(1, min(size, 64)))
-                finished = len(done)
-                for _, results in runner.run(run_group, groups):
-                    store.add(results)
-                    finished += len(results)
-                    if on_result is not None:
-                        on_result(finished, len(points))
-            store.close()
-        status = "ok"
-    finally:
-        journal.end_run(status)
-        journal.close()
+            earlier = read_results(out)
+            store = Store(out, keys, spec.n, n_bars)
+            run_optuna(runner, spec, store, earlier, on_result)
+        else:
+            points = plan(spec)
+            store = Store(out, keys, len(points), n_bars)
+            todo = [(i, p) for i, p in enumerate(points) if i not in done]
+            # serially a group is all trials of one strategy point (its signals computed once);
+            # in parallel, big groups are split so every worker has work
+            size = math.ceil(len(todo) / (4 * runner.workers)) if runner.workers > 1 else len(todo)
+            groups = group_points(todo, max(1, min(size, 64)))
+            finished = len(done)
+            for _, results in runner.run(run_group, groups):
+                store.add(results)
+                finished += len(results)
+                if on_result is not None:
+                    on_result(finished, len(points))
+        store.close()
     return read_results(out)
-
-
-def _journal(out: Path, cfg: Settings, manifest: dict[str, Any]) -> Any:
-    """A row in the journal's runs table for this session of the sweep: seed, space, data."""
-    from bot.journal.journal import Journal
-    from bot.run.backtest import set_id_for
-
-    j = Journal(out / "research.db")
-    j.start_run("sweep", set_id_for(cfg), {**json.loads(cfg.model_dump_json()), "research": manifest})
-    return j
 
 
 def ok_trials(results: pd.DataFrame) -> pd.DataFrame:
