@@ -177,3 +177,18 @@ def test_optuna_sampler_runs_and_resumes(tmp_path: Path) -> None:
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and again.output == first.output
     assert len(pd.read_csv(tmp_path / "o" / "results.csv")) == 4
+
+
+def test_walkforward_starts_where_every_traded_symbol_has_data(shared_data: Path, tmp_path: Path) -> None:
+    """SOXX from 2001, SOXL/SOXS traded only from 2010: no in-sample window starts before 2010."""
+    out = tmp_path / "wf"
+    r = runner.invoke(
+        app,
+        ["walkforward", "--data-dir", str(shared_data), "--start", "2004-01-01", "--param",
+         "ma_cross.fast=10,20", "--is-bars", "504", "--oos-bars", "504", "--out", str(out), "--serial"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    soxl_first = pd.read_csv(shared_data / "SOXL_1d.csv", usecols=["timestamp"])["timestamp"].min()
+    folds = pd.read_csv(out / "folds.csv")
+    assert folds["is_start"].min() >= soxl_first
+    assert "no data" not in r.output  # buy-and-hold of SOXL over bars it exists on

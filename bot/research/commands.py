@@ -102,6 +102,15 @@ def sweep(
     return lines
 
 
+def first_tradable(cfg: Settings, bars: dict[str, pd.DataFrame]) -> int:
+    """The first bar of the signal's index on which every traded symbol has data: before it the
+    strategy cannot trade what it would, so no window, resample or benchmark starts earlier
+    (e.g. SOXL from 2010 under a SOX signal from 1994)."""
+    index = bars[cfg.universe.signal].index
+    starts = [int(index.searchsorted(bars[s].index[0])) for s in cfg.universe.traded if len(bars[s])]
+    return max(starts, default=0)
+
+
 def _max_warmup(cfg: Settings, dims: list[Any]) -> int:
     """The longest warm-up over the space's strategy points: the first bar every trial can trade."""
     from bot.research.space import apply, grid, strategy_part
@@ -144,7 +153,8 @@ def walkforward(
     spec.check()
     bars, splits, ppy, synthetic = load_inputs(cfg)
     index = bars[cfg.universe.signal].index
-    folds = make_folds(len(index), _max_warmup(cfg, dims), is_bars, oos_bars, anchored)
+    first = max(_max_warmup(cfg, dims), first_tradable(cfg, bars))
+    folds = make_folds(len(index), first, is_bars, oos_bars, anchored)
     sweep_dir = out / "sweep"
     results = run_sweep(cfg, bars, splits, spec, sweep_dir, ppy, where, workers, fresh)
     if not (results["status"] == "ok").any():
@@ -283,9 +293,9 @@ def _montecarlo(
 
     strategies = build_strategies(cfg, "montecarlo")
     res = run_backtest(cfg, strategies, bars, splits=splits)
-    warm = max(s.warmup for s in strategies)
+    warm = max(max(s.warmup for s in strategies), first_tradable(cfg, bars))
     r_all = returns_of(res.equity["equity"].to_numpy(float), cfg.broker.starting_cash)
-    r = r_all[warm:]  # the bars the strategy could trade
+    r = r_all[warm:]  # the bars the strategy could trade: warmed up, every traded symbol there
     idx = res.equity.index[warm:]
     if len(r) < 2:
         raise SpaceError("Too few bars after the strategies' warm-up to resample. Fix: a longer date range.")

@@ -35,7 +35,8 @@ class Fold:
 
 def make_folds(n_bars: int, first: int, is_bars: int, oos_bars: int, anchored: bool) -> list[Fold]:
     """Rolling (IS of `is_bars`) or anchored (IS from `first`) windows; the OOS windows follow each
-    other without gaps from `first + is_bars` to the end (the last one may be shorter)."""
+    other without gaps from `first + is_bars` to the end (the last one may be shorter). `first`: the
+    first bar every trial can trade (warmed up, every traded symbol has data)."""
     if is_bars < 2 or oos_bars < 1:
         raise ConfigError(
             "--is-bars must be >= 2 and --oos-bars >= 1. Fix: e.g. --is-bars 756 --oos-bars 252."
