@@ -83,7 +83,7 @@ def sweep(
     manifest = json.loads((out / "sweep.json").read_text())
     summary = analyse(out, results, manifest)
     write_summary(out, summary)
-    write_html(out, results, summary, manifest, heatmap)
+    write_html(out, results, summary, manifest, heatmap, synthetic)
     lines = [
         f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['trials_ok']} trials ok, "
         f"{summary['trials_invalid']} invalid points, {summary['trials_error']} failed"
@@ -218,7 +218,7 @@ def _walk(
             c = bars[sym]["close"].reindex(oos_index).ffill().bfill()
             curves[f"{label} {sym}"] = c / c.iloc[0]
     pd.DataFrame({"oos_return": stitched}, index=oos_index).to_csv(out / "oos_returns.csv")
-    write_walk_html(out, table, stab, summary, curves)
+    write_walk_html(out, table, stab, summary, curves, synthetic)
     o = summary["oos"]
     lines = [
         f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['method_note']}",
@@ -336,7 +336,7 @@ def _montecarlo(
         summary["random_entry"] = {k: v for k, v in base.items() if k != "random_sharpes"}
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(dumps(summary))
-    write_mc_html(out, summary, boot, pert, base)
+    write_mc_html(out, summary, boot, pert, base, synthetic)
     b = summary["bootstrap"]
     lines = [
         f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['period']['start'][:10]} .. "

@@ -15,6 +15,7 @@ def write_mc_html(
     boot: dict[str, np.ndarray],
     pert: pd.DataFrame | None,
     base: dict[str, Any] | None,
+    synthetic: bool = False,
 ) -> None:
     import plotly.graph_objects as go
 
@@ -80,4 +81,4 @@ def write_mc_html(
                 }
             ),
         ]
-    write_page(out / "report.html", "Monte Carlo", parts)
+    write_page(out / "report.html", "Monte Carlo", parts, synthetic)

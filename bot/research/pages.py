@@ -42,8 +42,11 @@ def note(text: str) -> str:
     return f'<p class="note">{html.escape(text)}</p>'
 
 
-def write_page(path: Path, title: str, parts: list[Any]) -> None:
-    """`parts`: HTML strings and plotly figures, in order; the first figure carries plotly.js."""
+def write_page(path: Path, title: str, parts: list[Any], synthetic: bool = False) -> None:
+    """`parts`: HTML strings and plotly figures, in order; the first figure carries plotly.js.
+    Results on the synthetic market say so in the title, as everywhere in soxbot."""
+    if synthetic:
+        title = f"{title}: SYNTHETIC DATA"
     body: list[str] = [f"<h1>{html.escape(title)}</h1>"]
     js = True
     for p in parts:

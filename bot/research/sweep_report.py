@@ -125,6 +125,7 @@ def write_html(
     summary: dict[str, Any],
     manifest: dict[str, Any],
     heat: list[str] | None = None,
+    synthetic: bool = False,
 ) -> None:
     import plotly.graph_objects as go
 
@@ -141,7 +142,7 @@ def write_html(
         )
     ]
     if ok.empty:
-        write_page(out / "report.html", "Sweep", parts)
+        write_page(out / "report.html", "Sweep", parts, synthetic)
         return
     ok["score"] = [score({objective: _f(v)}, objective) for v in ok[objective]]
     ok["plateau"] = summary["_plateau"]
@@ -205,4 +206,4 @@ def write_html(
         note("plateau: mean objective of the trial and its grid neighbours (one step along one key)."),
         table(top[cols]),
     ]
-    write_page(out / "report.html", "Sweep", parts)
+    write_page(out / "report.html", "Sweep", parts, synthetic)

@@ -162,7 +162,12 @@ def summarize_walk(
 
 
 def write_walk_html(
-    out: Path, table: pd.DataFrame, stab: pd.DataFrame, summary: dict[str, Any], curves: dict[str, pd.Series]
+    out: Path,
+    table: pd.DataFrame,
+    stab: pd.DataFrame,
+    summary: dict[str, Any],
+    curves: dict[str, pd.Series],
+    synthetic: bool = False,
 ) -> None:
     import plotly.graph_objects as go
 
@@ -207,7 +212,7 @@ def write_walk_html(
         "<h2>Parameter stability across folds</h2>",
         html_table(stab),
     ]
-    write_page(out / "report.html", "Walk-forward", parts)
+    write_page(out / "report.html", "Walk-forward", parts, synthetic)
 
 
 def dumps(d: dict[str, Any]) -> str:
