@@ -303,9 +303,11 @@ def _research_cfg(
     return cfg
 
 
-def _where(cluster: str | None, serial: bool) -> str:
+def _where(cluster: str | None, serial: bool, workers: int | None = None) -> str:
     if cluster and serial:
         raise _fail("--cluster and --serial exclude each other. Fix: give one of them.")
+    if workers is not None and workers < 1:
+        raise _fail(f"--workers {workers}: give 1 or more (or leave it out: one per CPU).")
     return cluster or ("serial" if serial else "pool")
 
 
@@ -356,12 +358,16 @@ def sweep(
     from bot.research import commands
 
     cfg = _research_cfg(config, path, data_dir, start, end)
-    where = _where(cluster, serial)
+    where = _where(cluster, serial, workers)
     try:
         dims = commands.read_space(param, space)
     except ConfigError as exc:
         raise _fail(str(exc)) from exc
     keys = [k.strip() for k in heatmap.split(",")] if heatmap else None
+    if keys is not None and (len(keys) != 2 or not set(keys) <= {d.key for d in dims}):
+        raise _fail(
+            f"--heatmap {heatmap}: give two of the varied keys, e.g. ma_cross.fast,ma_cross.slow."
+        )
     _research(
         commands.sweep, cfg, dims, out, method, trials, seed, objective, where, workers, fresh, keys, progress
     )
@@ -395,7 +401,7 @@ def walkforward(
     from bot.research import commands
 
     cfg = _research_cfg(config, path, data_dir, start, end)
-    where = _where(cluster, serial)
+    where = _where(cluster, serial, workers)
     try:
         dims = commands.read_space(param, space)
     except ConfigError as exc:
@@ -442,7 +448,7 @@ def montecarlo(
     from bot.research import commands
 
     cfg = _research_cfg(config, path, data_dir, start, end)
-    where = _where(cluster, serial)
+    where = _where(cluster, serial, workers)
     _research(
         commands.montecarlo,
         cfg,

@@ -153,6 +153,8 @@ class Counted(Strategy):
         (["--param", "ma_cross.fast=5,10", "--method", "random"], "needs --trials"),
         (["--param", "ma_cross.fast=5,10", "--serial", "--cluster", "tcp://h:8786"], "exclude each other"),
         ([], "No parameters to vary"),
+        (["--param", "ma_cross.fast=5,10", "--heatmap", "ma_cross.fast,risk.fraction"], "--heatmap"),
+        (["--param", "ma_cross.fast=5,10", "--workers", "0"], "--workers 0"),
     ],
 )
 def test_mistakes_are_messages(tmp_path: Path, args: list[str], message: str) -> None:
@@ -182,3 +184,17 @@ def test_invalid_points_are_skipped_and_counted(tmp_path: Path) -> None:
     res = pd.read_csv(tmp_path / "o" / "results.csv")
     bad = res[res["status"] == "invalid"]
     assert "slow (20) must be greater than fast (30)" in bad["error"].iloc[0]
+
+
+def test_a_space_file(tmp_path: Path) -> None:
+    space = tmp_path / "space.toml"
+    space.write_text('[params]\n"ma_cross.fast" = [5, 10]\n"ma_cross.slow" = "30:60:30"\n')
+    args = ["sweep", "--space", str(space), "--out", str(tmp_path / "o"), "--serial", "--no-progress"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    res = pd.read_csv(tmp_path / "o" / "results.csv")
+    pairs = sorted(zip(res["ma_cross.fast"], res["ma_cross.slow"], strict=True))
+    assert pairs == [(5, 30), (5, 60), (10, 30), (10, 60)]
+    space.write_text("[params\n")
+    bad = runner.invoke(app, ["sweep", "--space", str(space), "--out", str(tmp_path / "o2")])
+    assert bad.exit_code == 2 and "a TOML file with a [params] table" in bad.output
