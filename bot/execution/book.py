@@ -28,8 +28,7 @@ def entry_filled(e: Engine, f: OrderFilled, intent: OrderIntent | None) -> None:
     signal_ts = intent.ts if intent is not None else f.ts
     pos = Position(f.symbol, f.qty, f.price, f.ts, signal_ts, f.commission)
     e.pos = pos
-    atr = e.atr[f.symbol].value if e.atr else None
-    pos.stop = stops.initial_stop(e.risk, f.price, atr)
+    pos.stop = e.stop_for(f.symbol, f.price)
     pos.take_profit = stops.take_profit(e.risk, f.price)
     e.protect(pos, f.ts)
 

@@ -46,10 +46,20 @@ def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_pric
         e.verdict("block", f"no entry into {symbol}: no price yet")
         return
     atr = e.atr[symbol].value if e.atr else None
-    stop_est = stops.estimated_stop(e.risk, ref_price, atr)
     equity = e.equity_now
-    qty = position_qty(e.risk, equity, e.cash, ref_price, stop_est)
+    if e.ix is None:
+        stop_est = stops.estimated_stop(e.risk, ref_price, atr)
+        qty = position_qty(e.risk, equity, e.cash, ref_price, stop_est)
+    else:  # stops and sizes in the index's terms (`bot/risk/index.py`)
+        t = e.ix.terms(symbol)
+        missing = e.ix.missing(symbol, t)
+        if missing:
+            e.verdict("block", f"no entry into {symbol}: {missing}", direction=e.last_dir)
+            return
+        stop_est = stops.estimated_stop(e.risk, ref_price, atr, t.sigma, t.lev, t.atr_frac)
+        qty = position_qty(e.risk, equity, e.cash, ref_price, stop_est, t.sigma, t.lev, t.gap)
     if qty <= 0:
+        e.size_zero[symbol] = e.size_zero.get(symbol, 0) + 1
         e.verdict(
             "block",
             f"no entry into {symbol}: size is 0",

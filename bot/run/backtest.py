@@ -27,6 +27,7 @@ from bot.core.ids import strategy_set_id
 from bot.data.tape import Tape
 from bot.execution.engine import Engine
 from bot.journal.journal import Journal
+from bot.risk.sizable import Unsizable, sides, unsizable
 from bot.run.eventskip import EventDriver
 from bot.signals.combine import combine
 from bot.signals.strategy import DIRECTION, REASON, Strategy
@@ -116,6 +117,7 @@ class BacktestResult:
     engine: Engine
     seconds: float
     stepped: int = 0  # bars that went through `Engine.step` (the others were quiet: `Engine.advance`)
+    unsizable: list[Unsizable] = field(default_factory=list)  # sides that cannot be bought (told at start)
 
 
 def _times(values: list[Any]) -> Any:
@@ -200,6 +202,7 @@ def run_backtest(
             col = df["tradable"]  # a bool column has no gaps to fill (no reindex): as it is
             tradable &= (col if col.dtype == bool else col.fillna(False)).to_numpy(bool) | ~mask
 
+    cannot = never_sized(cfg, ohlc, idx)
     broker = SimBroker.from_settings(cfg)
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
@@ -213,14 +216,16 @@ def run_backtest(
         changed[warm] = True
     step = engine.step
     stepped = 0
+    index_rows = _ohlc_rows(sig) if engine.ix is not None else None  # the engine follows the index
 
     def step_bar(i: int) -> None:
         """Bar i through `Engine.step`, with the signals journaled where the direction changes."""
         nonlocal stepped
         stepped += 1
         bars_i = {sym: tuple(rows[i].tolist()) for sym, rows, mask in present if mask[i]}
+        ib = tuple(index_rows[i].tolist()) if index_rows is not None else None
         if i < warm:
-            step(int(keys[i]), int(sessions[i]), bars_i, None)  # type: ignore[arg-type]
+            step(int(keys[i]), int(sessions[i]), bars_i, None, index_bar=ib)  # type: ignore[arg-type]
             return
         direction = int(combined[i])
         if changed[i]:
@@ -238,7 +243,7 @@ def run_backtest(
                 journal.signal(idx[i], uni.signal, "combined", direction, reason)
         else:
             reason = ""
-        step(int(keys[i]), int(sessions[i]), bars_i, direction, bool(tradable[i]), reason)  # type: ignore[arg-type]
+        step(int(keys[i]), int(sessions[i]), bars_i, direction, bool(tradable[i]), reason, ib)  # type: ignore[arg-type]
 
     bar = None
     if progress and n > 20_000:
@@ -253,7 +258,7 @@ def run_backtest(
     else:
         changes = np.flatnonzero(changed).tolist()
         on_done = bar.update if bar is not None else None
-        tape = Tape(keys, sessions, ohlc)
+        tape = Tape(keys, sessions, ohlc, index_rows)
         EventDriver(engine, broker, tape, combined, warm, changes, step_bar, on_done).run()
     if bar is not None:
         bar.close()
@@ -264,5 +269,19 @@ def run_backtest(
         journal.equity_bulk(equity)
         journal.flush()
     return BacktestResult(
-        trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0, stepped
+        trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0, stepped, cannot
     )
+
+
+def never_sized(cfg: Settings, ohlc: dict[str, np.ndarray], idx: pd.DatetimeIndex) -> list[Unsizable]:
+    """Each side whose price (its close) is above what the starting cash can buy of it on some bars:
+    said once, on screen, at the start (and kept for the summary), not only bar by bar in the journal."""
+    from bot.core.log import get
+
+    out = []
+    for side, sym in sides(cfg):
+        u = unsizable(cfg, side, sym, ohlc[sym][:, 3], idx, cfg.broker.starting_cash)
+        if u is not None:
+            get("soxbot.backtest").warning(u.message(cfg.risk.fractional))
+            out.append(u)
+    return out

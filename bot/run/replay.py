@@ -23,7 +23,7 @@ from bot.core.log import get
 from bot.data.quality import check_bar
 from bot.execution.engine import Engine
 from bot.journal.journal import Journal
-from bot.run.backtest import session_labels, set_id_for
+from bot.run.backtest import never_sized, session_labels, set_id_for
 from bot.signals.live import TrailingSignals
 from bot.signals.strategy import Strategy
 
@@ -127,6 +127,11 @@ def run_replay(
         window=window,
         data=cfg.data.source + label,
     )
+    never_sized(
+        cfg,
+        {s: df[["open", "high", "low", "close"]].reindex(idx).to_numpy(float) for s, df in traded.items()},
+        idx,
+    )
     score = Scoreboard(cfg.broker.starting_cash)
     prev_ts: pd.Timestamp | None = None
     next_tick = time.monotonic()
@@ -155,7 +160,7 @@ def run_replay(
             journal.signal(
                 ts, uni.signal, "combined", 0 if dec.direction is None else dec.direction, dec.reason
             )
-            engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason)
+            engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason, (o, h, lo, c))
             score.bar(engine.equity_now, float(c))
             pos = engine.pos
             log.info(
