@@ -68,6 +68,10 @@ def write_outputs(
         "engine_seconds": round(result.seconds, 4),
         "bars_per_second": round(len(sig) / result.seconds) if result.seconds > 0 else None,
     }
+    frac = cfg.risk.fractional
+    summary["warnings"] = [u.message(frac) for u in result.unsizable]
+    summary["unsizable"] = [u.as_dict(frac) for u in result.unsizable]
+    summary["entries_blocked_size_0"] = dict(result.engine.size_zero)
     summary = _clean(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     uni = cfg.universe
@@ -87,9 +91,11 @@ def write_outputs(
         summary=summary,
         synthetic=synthetic,
         bear=cfg.universe.bear,
+        warnings=summary["warnings"],
         notes=[
             f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
             f"risk: {cfg.risk.model_dump()}",
+            *[f"entries blocked at size 0: {n} into {sym}" for sym, n in result.engine.size_zero.items()],
         ],
     )
     return summary
