@@ -107,7 +107,10 @@ class AlpacaRun:
             self._warm_index(hist, need)
             pos = self.engine.pos
             if pos is not None and pos.stop is None and not pos.closing:
-                self.restart._protect_held()  # a stop rule that needed the index's measures
+                # a held position whose stop rules needed the index's measures: guarded from today's price
+                px = self.restart._price_now(pos.symbol) or self.engine.last_close.get(pos.symbol)
+                pos.stop = self.engine.stop_for(pos.symbol, px or pos.entry_price)
+                self.restart._protect_held()
         sig = hist[self.signal].iloc[-self.window :]
         n = 0
         for ts, row in sig.iterrows():
