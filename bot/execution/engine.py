@@ -90,9 +90,8 @@ class Engine:
         self.pos: Position | None = None
         self.pending_open: PendingOpen | None = None
         self.last_close: dict[str, float] = {}
-        self.atr = (
-            {s: stops.Atr(cfg.risk.atr_period) for s in self.traded} if cfg.risk.atr_stop_mult > 0 else {}
-        )
+        own_atr = cfg.risk.atr_stop_mult > 0 and cfg.risk.atr_source == "instrument"  # else the index's (ix)
+        self.atr = {s: stops.Atr(cfg.risk.atr_period) for s in self.traded} if own_atr else {}
         # the signal symbol's volatility, ATR and the overnight gaps, for stops and sizes in the index's
         # terms (`bot/risk/index.py`); None when the configuration uses none of them
         self.ix = IndexRisk.for_settings(cfg)

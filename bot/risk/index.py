@@ -217,14 +217,30 @@ class IndexRisk:
         index_rows: Sequence[Bar] | None,
         rows: Mapping[str, Sequence[Bar]],
     ) -> None:
-        """Bars in bulk (the backtest's quiet stretches), exactly as `on_bar` on each in turn. NaN rows
-        mean no bar."""
-        for k, session in enumerate(sessions):
-            ib = index_rows[k] if index_rows is not None else None
-            if ib is not None and ib[3] != ib[3]:
-                ib = None
-            bars = {s: r[k] for s, r in rows.items() if s in self.gaps and r[k][3] == r[k][3]}
-            self.on_bar(session, ib, bars)
+        """Bars in bulk (the backtest's quiet stretches), leaving each measure as `on_bar` on each bar in
+        turn would (the measures are independent: each is fed its own bars in order). NaN rows mean no
+        bar."""
+        if index_rows is not None:
+            valid = [(s, r) for s, r in zip(sessions, index_rows, strict=True) if r[3] == r[3]]
+            if valid:
+                self._close = valid[-1][1][3]
+            if self.vol is not None:
+                vol = self.vol.update
+                for s, r in valid:
+                    vol(s, r[3])
+            if self.atr is not None:
+                atr = self.atr.update
+                for _, r in valid:
+                    atr(r[1], r[2], r[3])
+            if self.index_gaps is not None:
+                gap = self.index_gaps.update
+                for s, r in valid:
+                    gap(s, r[0], r[3])
+        for sym, g in self.gaps.items():
+            gap = g.update
+            for s, r in zip(sessions, rows[sym], strict=True):
+                if r[3] == r[3]:
+                    gap(s, r[0], r[3])
 
     def terms(self, symbol: str) -> Terms:
         r = self.risk
