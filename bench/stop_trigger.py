@@ -8,7 +8,7 @@ a bar's low reaches it and fills at the stop, or at the open when the open is al
 1. every session as an entry at its open, each stop set from that open (sigma as of the close before,
    what `bot/risk/index.py` knows when the entry fills): the share triggered the same day and within
    3 sessions, and the median distance of each stop;
-2. soxbot's own backtest of the README example (ma_cross 20/50 on SOXX, SOXL only), once per stop rule:
+2. soxbot's own backtest of the issue's trend case (ma_cross 20/50 on SOXX, SOXL only), once per rule:
    the trades that ended on a stop the day they began, and within 3 sessions.
 Nothing here is tuned: k = 2.5 and 20 sessions are the values the issue names.
 """

@@ -301,3 +301,26 @@ def test_daily_vol_matches_pandas_rolling_on_real_soxx(shared_data):
         got.append(v.value if v.value is not None else np.nan)
     want = np.sqrt((np.log(c).diff() ** 2).rolling(20).mean())
     pd.testing.assert_series_equal(pd.Series(got, index=c.index), want, check_names=False, rtol=1e-9)
+
+
+def test_a_bar_decided_before_the_close_then_revised_leaves_the_measures_of_the_final_bar():
+    """Live daily decisions before the close step the day's bar so far, then revise it with the final
+    values: sigma, the index's ATR and the gaps must end as if the final bar had been stepped."""
+    cfg = _cfg(stop_sigma_mult=2.5, vol_lookback=3, atr_stop_mult=2.0, atr_period=3, atr_source="underlying",
+               sizing="risk_per_trade", gap_quantile=0.9, gap_source="underlying")  # fmt: skip
+    rng = np.random.default_rng(5)
+    closes = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, 40)))
+    final = [(c * 0.99, c * 1.02, c * 0.97, c) for c in closes]
+    a, _ = make_engine(cfg)
+    b, _ = make_engine(cfg)
+    for t, bar in zip(days(len(final)), final, strict=True):
+        s = t.value // 86_400_000_000_000
+        so_far = (bar[0], bar[1] * 0.995, bar[2] * 1.005, bar[3] * 1.01)
+        a.step(t, s, {"SOXL": (10.0,) * 4}, 0, index_bar=so_far)
+        a.revise_bar({"SOXL": (10.0,) * 4}, bar)
+        b.step(t, s, {"SOXL": (10.0,) * 4}, 0, index_bar=bar)
+    for x, y in ((a.ix, b.ix),):
+        assert x.vol.var == y.vol.var and x.vol.count == y.vol.count
+        assert x.atr.value == pytest.approx(y.atr.value, rel=1e-12)
+        assert list(x.index_gaps.gaps) == list(y.index_gaps.gaps) and x._close == y._close
+    assert a.ix.terms("SOXL") == b.ix.terms("SOXL")
