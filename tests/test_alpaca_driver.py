@@ -196,3 +196,14 @@ def test_an_adopted_position_whose_stop_needs_the_index_sigma_gets_it_once_warme
     stops = [o for o in admin(srv, "state")["orders"] if o["type"] == "stop" and o["status"] == "new"]
     assert len(stops) == 1 and stops[0]["client_order_id"] == pos.stop_cid
     assert float(stops[0]["stop_price"]) == pytest.approx(want, abs=0.01)
+
+
+def test_a_side_the_account_cannot_buy_one_share_of_is_said_once_at_start(srv, run, capsys):
+    cfg, make = run
+    cfg.broker.starting_cash = 40.0  # BBB trades near 50: not one whole share
+    r = make()
+    r.reconcile()
+    r.warm_up()
+    out = capsys.readouterr().out
+    assert out.count("bull BBB cannot be sized") == 1, out
+    assert "Fix: set [risk] fractional = true" in out
