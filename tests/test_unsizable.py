@@ -109,7 +109,8 @@ def test_soxbot_run_says_it_once_at_start(tmp_path):
     _market(data, soxs_price=500_000.0)
     cfg = tmp_path / "run.toml"
     cfg.write_text(
-        f'[data]\nsource = "csv"\ndir = "{data}"\nprice_basis = "as_traded"\n[journal]\npath = "{tmp_path / "j.db"}"\n'
+        f'[data]\nsource = "csv"\ndir = "{data}"\nprice_basis = "as_traded"\n'
+        f'[journal]\npath = "{tmp_path / "j.db"}"\n'
         '[[strategies]]\nname = "ma_cross"\nparams = { fast = 3, slow = 8 }\n[risk]\nstop_loss_pct = 0\n'
     )
     r = subprocess.run(
