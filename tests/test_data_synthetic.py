@@ -320,8 +320,8 @@ def test_leveraged_carry_responds_to_the_rate_like_the_real_funds(sym: str, real
 
 
 def test_the_open_is_the_busiest_time_of_day() -> None:
-    """5-minute returns in the first half hour swing about twice as much as at midday (real SOXL 2023-26:
-    first half hour / 12:00-13:30 std = 2.2), and the last 10 minutes more than midday."""
+    """5-minute returns swing more in the first half hour and the last 10 minutes than at midday: std of
+    5-minute bar returns against 12:00-13:30, real SOXL_5m 2023-26: 2.3 and 1.5 (model: 2.3 and 1.4)."""
     bars = generate(["SOX"], timeframe="5m", years=1.0, seed=3)["SOX"]
     t = bars.index.hour * 60 + bars.index.minute
     ret = np.log(bars["close"] / bars["open"])

@@ -56,7 +56,7 @@ against the real 2010+ figure recomputed from the data when present):
 | gap std* (SOXX opens 2010-)          | stale      | 0.0115     | 0.0111 | .0106-.0121 | real +-.0015 |
 | sessions a year with abs gap > 3%*   | stale      | 6.7        | 5.0    | 4.4-7.3     | real +-2.5  |
 | overnight share of variance*         | stale      | 0.365      | 0.364  | .360-.376   | real +-0.03 |
-| mean daily range (high-low)/close*   | 0.027      | 0.0202     | 0.0193 | .0185-.0210 | real +-.002 |
+| mean daily range (high-low)/close*   | 0.027      | 0.0202     | 0.0193 | .0184-.0210 | real +-.002 |
 
 The previous model (two volatility regimes, gaps fitted on pre-2005 SOX opens) gave, on the * rows for
 seeds 7 and 11: .16/.14/.12, gap std 0.0076, 0.6 big gaps a year, share 0.12, range 0.031, and a flat
