@@ -276,7 +276,7 @@ async def faults_mw(request: web.Request, handler):
                 return _json(ERROR_BODIES[d.status], d.status, headers)
     finally:
         if d.delay:  # the server's side of a slow answer is over: tests wait for this, not for time
-            inj.injected["delay_done"] += 1
+            inj.delays_done += 1
     for k, v in headers.items():
         resp.headers.setdefault(k, v)
     return resp
@@ -597,7 +597,7 @@ async def admin_faults(request: web.Request) -> web.Response:
         if drop:
             dropped = await sb.hub.drop_all()
     return _json({"faults": asdict(sb.injector.faults), "injected": dict(sb.injector.injected),
-                  "dropped": dropped})
+                  "delays_done": sb.injector.delays_done, "dropped": dropped})
 
 
 # ---------------------------------------------------------------- app
