@@ -48,3 +48,16 @@ def drive(
 
 def flat(px: float) -> tuple[float, float, float, float]:
     return (px, px, px, px)
+
+
+def wait_until(pred, timeout: float = 30.0, step: float = 0.02) -> bool:
+    """Poll `pred` until it holds or `timeout` seconds pass (a bound for a stuck run, not a pace: the
+    condition is what the test waits for)."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(step)
+    return bool(pred())

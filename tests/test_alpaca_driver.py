@@ -166,3 +166,45 @@ def test_missing_bars_are_reported_and_block_entries_until_data_is_back(tmp_path
     last = [line for line in out.splitlines() if "2024-06-07" in line and "bar" in line][-1]
     assert "gap of 2 bars" in last and "feed was stale" in last
     assert r.prev == pd.Timestamp("2024-06-07") and not r.stale, out
+
+
+def test_an_adopted_position_whose_stop_needs_the_index_sigma_gets_it_once_warmed_up(srv, run):
+    """The only stop rule is k x sigma x |L| of the signal symbol: at reconcile sigma is not known yet, so
+    the stop is placed as soon as the warm-up has fed sigma, at the level a backtest would compute."""
+    from bot.core.config import LeveragedFund
+    from bot.risk.index import DailyVol
+
+    cfg, make = run
+    cfg.broker.foreign_positions = "adopt"
+    cfg.leveraged.funds = [LeveragedFund(symbol="BBB", leverage=3.0, underlying="AAA")]
+    cfg.risk.trailing_stop_pct = 0.0
+    cfg.risk.stop_sigma_mult = 2.5
+    cfg.risk.stop_loss_pct = 0.0
+    t = tc(srv)
+    t.submit_order(MarketOrderRequest(symbol="BBB", qty=5, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
+    admin(srv, "advance", {"to": at("2024-06-05 09:31")})
+    price = float(t.get_open_position("BBB").current_price)
+    r = make()
+    r.reconcile()
+    assert r.engine.pos is not None and r.engine.pos.stop is None  # sigma not known yet: no level
+    r.warm_up()
+    v = DailyVol(cfg.risk.vol_lookback)
+    for i, c in enumerate(BARS["AAA"].loc[:"2024-06-04", "close"]):
+        v.update(i, float(c))
+    want = price * (1 - 2.5 * v.value * 3)
+    pos = r.engine.pos
+    assert pos is not None and pos.stop == pytest.approx(want, rel=1e-9)
+    stops = [o for o in admin(srv, "state")["orders"] if o["type"] == "stop" and o["status"] == "new"]
+    assert len(stops) == 1 and stops[0]["client_order_id"] == pos.stop_cid
+    assert float(stops[0]["stop_price"]) == pytest.approx(want, abs=0.01)
+
+
+def test_a_side_the_account_cannot_buy_one_share_of_is_said_once_at_start(srv, run, capsys):
+    cfg, make = run
+    cfg.broker.starting_cash = 40.0  # BBB trades near 50: not one whole share
+    r = make()
+    r.reconcile()
+    r.warm_up()
+    out = capsys.readouterr().out
+    assert out.count("bull BBB cannot be sized") == 1, out
+    assert "Fix: set [risk] fractional = true" in out

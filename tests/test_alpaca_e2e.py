@@ -38,16 +38,27 @@ def market_days(sb: Sandbox, since: pd.Timestamp) -> float:
     return (pd.Timestamp(sb.state()["now"]) - since).total_seconds() / 86400
 
 
-def run_bot(tmp: Path, sb: Sandbox, days: float, during=None, timeout: float = 10) -> tuple[int, str]:
-    """`soxbot run` while the market runs `days` calendar days from the moment the bot released the clock;
-    `during(days so far)` is called on the way."""
+def has_stop(sb: Sandbox) -> bool:
+    """The bot has had an entry filled and its broker-side stop placed."""
+    return any(o["type"] == "stop" and o["client_order_id"].startswith("sx-") for o in sb.state()["orders"])
+
+
+def run_bot(
+    tmp: Path, sb: Sandbox, days: float, during=None, timeout: float = 10, patience: float = 30
+) -> tuple[int, str]:
+    """`soxbot run` while the market runs `days` calendar days from the moment the bot released the clock,
+    then on until the bot holds a position with its broker-side stop (the seeded market's first cross may
+    come late), for at most `patience` more days; `during(days so far)` is called on the way."""
     log = (tmp / "bot.log").open("w+")
     cfg = bot_config(tmp, sb.url)
     since = pd.Timestamp(sb.state()["now"])  # held there until the bot is ready
     proc = subprocess.Popen([*SOXBOT, "run", "--config", str(cfg)], cwd=REPO, env=bot_env(timeout),
                             stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
-    deadline = time.monotonic() + 120 + days * 86400 / sb.state()["speed"]  # a bound, never reached
-    while proc.poll() is None and time.monotonic() < deadline and (d := market_days(sb, since)) < days:
+    deadline = time.monotonic() + 120 + (days + patience) * 86400 / sb.state()["speed"]  # never reached
+    while proc.poll() is None and time.monotonic() < deadline:
+        d = market_days(sb, since)
+        if d >= days and (d >= days + patience or has_stop(sb)):
+            break
         if during is not None:
             during(d)
         time.sleep(0.25)

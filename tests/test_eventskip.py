@@ -48,6 +48,23 @@ RISKS: dict[str, dict[str, Any]] = {
     "max_hold": {"max_hold_days": 3},
     "daily_loss": {"daily_loss_limit_pct": 0.03},
     "kill_switch": {"max_drawdown_pct": 0.3},
+    # stops and sizes in the index's terms (bot/risk/index.py)
+    "sigma_stop": {"stop_loss_pct": 0.0, "stop_sigma_mult": 2.5},
+    "vol_target": {
+        "stop_loss_pct": 0.0,
+        "stop_sigma_mult": 2.0,
+        "sizing": "vol_target",
+        "vol_ewma_lambda": 0.94,
+    },
+    "gap_risk": {
+        "stop_loss_pct": 0.0,
+        "atr_stop_mult": 2.0,
+        "atr_source": "underlying",
+        "sizing": "risk_per_trade",
+        "risk_per_trade": 0.02,
+        "gap_quantile": 0.99,
+        "gap_source": "instrument",
+    },
     "all": {
         "stop_loss_pct": 0.07,
         "trailing_stop_pct": 0.06,
@@ -77,6 +94,17 @@ MINUTE_RISKS: dict[str, dict[str, Any]] = {  # minute bars move less: tighter le
     "max_hold": {"max_hold_days": 2},
     "daily_loss": {"daily_loss_limit_pct": 0.01},
     "kill_switch": {"max_drawdown_pct": 0.1},
+    "sigma_stop": {"stop_loss_pct": 0.0, "stop_sigma_mult": 0.5, "vol_lookback": 5},
+    "gap_risk": {
+        "stop_loss_pct": 0.0,
+        "stop_sigma_mult": 0.5,
+        "vol_lookback": 5,
+        "sizing": "risk_per_trade",
+        "risk_per_trade": 0.01,
+        "gap_quantile": 0.9,
+        "gap_lookback": 20,
+        "gap_source": "underlying",
+    },
     "all": {
         "stop_loss_pct": 0.02,
         "trailing_stop_pct": 0.01,
@@ -139,6 +167,8 @@ def engine_state(res: BacktestResult) -> dict[str, Any]:
         "locked_until": e.locked_until,
         "last_close": dict(e.last_close),
         "atr": {s: (a.value, a._prev_close, a._count, a._seed) for s, a in e.atr.items()},
+        "ix": None if e.ix is None else _ix_state(e.ix),
+        "size_zero": dict(e.size_zero),
         "orders": sorted(e.orders),
         "broker": (
             e.broker.cash,
@@ -149,6 +179,17 @@ def engine_state(res: BacktestResult) -> dict[str, Any]:
         if pos is None
         else (pos.symbol, pos.qty, pos.sessions, pos.stop, pos.stop_rev, pos.closing),
     }
+
+
+def _ix_state(ix: Any) -> tuple:
+    v, a, g = ix.vol, ix.atr, ix.index_gaps
+    return (
+        None if v is None else (v.var, v.count, v._sum, v._prev, v._cur, v._session),
+        None if a is None else (a.value, a._prev_close, a._count),
+        None if g is None else (list(g.gaps), g._last, g._session),
+        {s: (list(x.gaps), x._last, x._session) for s, x in ix.gaps.items()},
+        ix._close,
+    )
 
 
 def assert_same(cfg: Settings, bars: dict[str, pd.DataFrame]) -> tuple[BacktestResult, dict]:
@@ -171,7 +212,7 @@ def exercised(res: BacktestResult, rows: dict, risk: str) -> None:
     actions = set(rows["risk"]["action"])
     assert len(res.trades) >= (1 if risk == "kill_switch" else 3)
     assert res.stepped < res.engine.n_bars / 2  # the fast driver did skip
-    if risk in ("stop", "atr"):
+    if risk in ("stop", "atr", "sigma_stop", "vol_target", "gap_risk"):
         assert "stop_loss" in reasons
     if risk == "trailing_tp":
         assert {"stop_loss", "take_profit"} <= reasons
@@ -258,6 +299,11 @@ def test_kill_switch_already_on_at_start(real_daily, tmp_path):
             "trailing_stop_pct": st.sampled_from([0.0, 0.01, 0.05]),
             "take_profit_pct": st.sampled_from([0.0, 0.03, 0.1]),
             "atr_stop_mult": st.sampled_from([0.0, 1.0, 3.0]),
+            "atr_source": st.sampled_from(["instrument", "underlying"]),
+            "stop_sigma_mult": st.sampled_from([0.0, 0.5, 2.5]),
+            "vol_lookback": st.sampled_from([3, 20]),
+            "vol_ewma_lambda": st.sampled_from([0.0, 0.9]),
+            "sizing": st.sampled_from(["fixed_fraction", "vol_target"]),
             "max_hold_days": st.sampled_from([0, 1, 2, 6]),
             "daily_loss_limit_pct": st.sampled_from([0.0, 0.01, 0.05]),
             "max_drawdown_pct": st.sampled_from([0.0, 0.1, 0.4]),

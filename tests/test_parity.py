@@ -52,7 +52,8 @@ def live_trades(cfg, strategies, bars):
             if pd.notna(df.close.iat[i])
         }
         dec = live.push(ts, o, h, lo, c, v)
-        eng.step(ts, sess[i], bars_i, dec.direction, bool(sig.tradable.iat[i]), dec.reason, dec.regime)
+        ok = bool(sig.tradable.iat[i])
+        eng.step(ts, sess[i], bars_i, dec.direction, ok, dec.reason, dec.regime, (o, h, lo, c))
     eng.finish(sig.index[-1])
     return eng.trades
 
@@ -86,3 +87,35 @@ def test_backtest_and_trailing_window_make_the_same_trades(shared_data, combo, o
     ]
     for a, b in zip(bt, lv, strict=True):
         assert a.qty == b.qty and a.pnl == pytest.approx(b.pnl, rel=1e-9)
+
+
+INDEX_RISKS = {  # stops and sizes in the index's terms (bot/risk/index.py), fed bar by bar on both paths
+    "sigma_stop": {"stop_loss_pct": 0.0, "stop_sigma_mult": 2.5},
+    "vol_target_ewma": {"stop_loss_pct": 0.0, "stop_sigma_mult": 2.0, "sizing": "vol_target",
+                        "vol_target_pct": 0.02, "vol_ewma_lambda": 0.94},
+    "gap_risk_underlying_atr": {"stop_loss_pct": 0.0, "atr_stop_mult": 2.0, "atr_source": "underlying",
+                                "sizing": "risk_per_trade", "risk_per_trade": 0.02, "gap_quantile": 0.99},
+}  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("offset", [0, 10])
+@pytest.mark.parametrize("risk", list(INDEX_RISKS))
+def test_index_stops_and_sizing_same_in_backtest_and_live(shared_data, risk, offset):
+    cfg = load_config()
+    cfg.service.daily_decision_offset_minutes = offset
+    cfg.strategies = [StrategyConfig(name="ma_cross", params={"fast": 10, "slow": 30})]
+    cfg.risk.fractional = True
+    for k, v in INDEX_RISKS[risk].items():
+        setattr(cfg.risk, k, v)
+    bars = {
+        s: clean_bars(load_csv(shared_data, s, "1d", "2011-01-01", "2026-08-21"), s, "1d")[0]
+        for s in ("SOXX", "SOXL", "SOXS")
+    }
+    strategies = [create("ma_cross", {"fast": 10, "slow": 30})]
+    bt = run_backtest(cfg, strategies, bars).engine.trades
+    lv = live_trades(cfg, strategies, bars)
+    assert len(bt) > 20 and sum(t.exit_reason == "stop_loss" for t in bt) > 5
+    assert [(t.symbol, t.entry_time, t.exit_time, t.exit_reason, t.qty, t.pnl) for t in bt] == [
+        (t.symbol, t.entry_time, t.exit_time, t.exit_reason, t.qty, t.pnl) for t in lv
+    ]

@@ -16,6 +16,7 @@ from alpaca.trading.enums import OrderSide, OrderStatus, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
 
 from bot.sandbox.app import SandboxServer, parse_args
+from tests.helpers import wait_until
 from tests.sandbox_support import HEADERS, admin, at, call, daily_bars, write_bars
 
 BARS = daily_bars()
@@ -103,7 +104,7 @@ def test_slow_response_past_the_client_timeout(srv, tc, when, created):
     }
     with pytest.raises(requests.Timeout):
         requests.post(srv.url + "/v2/orders", json=body, headers=HEADERS, timeout=0.2)
-    time.sleep(0.7)  # the server's side of the slow answer is over
+    assert wait_until(lambda: admin(srv, "faults")["delays_done"] == 1)  # server side over
     assert counts(srv, f"slow-{when}")[0] == created
     f = admin(srv, "faults")
     assert f["faults"]["delay"] == 0 and f["injected"]["delay"] == 1  # the fault is spent (times = 1)

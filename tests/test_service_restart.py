@@ -272,3 +272,20 @@ def test_a_stop_placed_before_a_restart_that_fills_after_it_is_journaled_filled(
     ).fetchall()
     fills = s.journal.db.execute("SELECT run_id, qty FROM fills WHERE client_order_id=?", (stop,)).fetchall()
     assert rows == [(s.journal.run_id - 1, "filled")] and fills == [(s.journal.run_id, QTY)]
+
+
+def test_a_day_s_summary_counts_the_decisions_skipped_that_day_not_the_run_s(cfg, srv, hook, service):
+    """Defect: "N decision(s) skipped" was the run's running total, so one late decision on Tuesday was
+    still reported on every later day. The scheduler skips a stale 15:00 decision on 06-04 (it reports
+    the misfire as APScheduler's listener does); 06-05 had none."""
+    from bot.run.service.schedule import Job
+
+    entered_and_protected(cfg, srv)
+    admin(srv, "advance", {"to": at("2024-06-04 12:00")})
+    s = service()
+    late = pd.Timestamp("2024-06-04 15:00", tz=NY).to_pydatetime()
+    s.loop.sched._skip(Job("decision", late, late.date()), lateness=400.0)
+    s.session("2024-06-04")
+    assert "; 1 decision(s) skipped as too late" in hook.wait_for("[soxbot] DAILY 2024-06-04")
+    s.session("2024-06-05")
+    assert "skipped" not in hook.wait_for("[soxbot] DAILY 2024-06-05")

@@ -132,7 +132,7 @@ class CombineConfig(_Section):
 
 
 class RiskConfig(_Section):
-    sizing: Literal["fixed_fraction", "risk_per_trade"] = "fixed_fraction"
+    sizing: Literal["fixed_fraction", "risk_per_trade", "vol_target"] = "fixed_fraction"
     fraction: float = Field(1.0, gt=0, le=1, description="fixed_fraction: share of equity per position.")
     risk_per_trade: float = Field(
         0.01, gt=0, le=0.5, description="risk_per_trade: share of equity lost if the stop is hit."
@@ -150,6 +150,50 @@ class RiskConfig(_Section):
     )
     max_drawdown_pct: float = Field(
         0.0, ge=0, lt=1, description="Flatten and lock until `soxbot rearm` at this drawdown; 0 = off."
+    )
+    # Stops and sizing in the index's terms: sigma is the signal symbol's daily volatility
+    stop_sigma_mult: float = Field(
+        0.0,
+        ge=0,
+        description="Stop at entry x (1 - mult x sigma x |L|): sigma = the signal symbol's daily volatility "
+        "of log returns, L = the traded symbol's leverage from [leveraged] (SOXL +3, SOXS -3, else 1); "
+        "0 = off.",
+    )
+    vol_lookback: int = Field(
+        20, ge=2, le=1000, description="Daily returns of the signal symbol in sigma (a rolling window)."
+    )
+    vol_ewma_lambda: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="sigma as an EWMA of squared daily returns with this decay (e.g. 0.94), seeded with "
+        "the first vol_lookback returns; 0 = the rolling window.",
+    )
+    atr_source: Literal["instrument", "underlying"] = Field(
+        "instrument",
+        description="atr_stop_mult's ATR: of the traded symbol, or of the signal symbol as a share of its "
+        "close, times |L| (a stop the index's range sets, not the fund's).",
+    )
+    vol_target_pct: float = Field(
+        0.01,
+        gt=0,
+        le=1,
+        description="sizing = 'vol_target': the position's expected daily volatility as a share of equity "
+        "(qty = target x equity / (price x |L| x sigma)).",
+    )
+    gap_quantile: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="risk_per_trade: size for a loss per share of max(entry - stop, entry x this quantile of "
+        "adverse overnight gaps) (e.g. 0.99); 0 = off.",
+    )
+    gap_lookback: int = Field(
+        250, ge=20, le=5000, description="gap_quantile: sessions of overnight gaps it is taken over."
+    )
+    gap_source: Literal["instrument", "underlying"] = Field(
+        "instrument",
+        description="gap_quantile: the traded symbol's own open gaps, or the signal symbol's times |L|.",
     )
     max_expected_decay_pct: float = Field(
         0.0,
@@ -173,9 +217,11 @@ class RiskConfig(_Section):
 
     @model_validator(mode="after")
     def _stop_for_risk_sizing(self) -> RiskConfig:
-        if self.sizing == "risk_per_trade" and self.stop_loss_pct == 0 and self.atr_stop_mult == 0:
+        stops = (self.stop_loss_pct, self.atr_stop_mult, self.stop_sigma_mult)
+        if self.sizing == "risk_per_trade" and not any(stops):
             raise ValueError(
-                "sizing = 'risk_per_trade' needs a stop: set stop_loss_pct or atr_stop_mult above 0"
+                "sizing = 'risk_per_trade' needs a stop: set stop_loss_pct, atr_stop_mult or stop_sigma_mult "
+                "above 0"
             )
         if self.max_expected_decay_pct > 0 and self.hold_days == 0:
             raise ValueError(
@@ -187,10 +233,12 @@ class RiskConfig(_Section):
             if side is None:
                 continue
             r = self.model_copy(update=side.overrides())
-            if r.sizing == "risk_per_trade" and r.stop_loss_pct == 0 and r.atr_stop_mult == 0:
+            if r.sizing == "risk_per_trade" and not any(
+                (r.stop_loss_pct, r.atr_stop_mult, r.stop_sigma_mult)
+            ):
                 raise ValueError(
-                    f"[risk.{name}] sizes by 'risk_per_trade' but has no stop: set stop_loss_pct or "
-                    f"atr_stop_mult above 0 in [risk.{name}] (or in [risk])"
+                    f"[risk.{name}] sizes by 'risk_per_trade' but has no stop: set stop_loss_pct, "
+                    f"atr_stop_mult or stop_sigma_mult above 0 in [risk.{name}] (or in [risk])"
                 )
         return self
 
@@ -271,6 +319,8 @@ SIDE_KEYS = (
     "stop_loss_pct",
     "atr_stop_mult",
     "atr_period",
+    "stop_sigma_mult",
+    "vol_target_pct",
     "trailing_stop_pct",
     "take_profit_pct",
     "max_hold_days",

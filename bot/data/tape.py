@@ -12,10 +12,18 @@ import numpy as np
 
 
 class Tape:
-    def __init__(self, keys: np.ndarray, sessions: np.ndarray, ohlc: Mapping[str, np.ndarray]) -> None:
+    def __init__(
+        self,
+        keys: np.ndarray,
+        sessions: np.ndarray,
+        ohlc: Mapping[str, np.ndarray],
+        index: np.ndarray | None = None,
+    ) -> None:
         """`keys`: each bar's time as int nanoseconds (what the driver passes `step`); `sessions`: the
         trading date of each bar as a day number, ascending; `ohlc[sym]`: the traded symbols' bars as
-        (open, high, low, close) rows aligned to `keys`, NaN rows where a symbol has no bar."""
+        (open, high, low, close) rows aligned to `keys`, NaN rows where a symbol has no bar; `index`:
+        the signal symbol's rows likewise, when the engine follows it (`Engine.ix`)."""
+        self.index = index
         n = len(keys)
         self.n = n
         self.keys = np.asarray(keys, np.int64)

@@ -28,10 +28,8 @@ def entry_filled(e: Engine, f: OrderFilled, intent: OrderIntent | None) -> None:
     signal_ts = intent.ts if intent is not None else f.ts
     pos = Position(f.symbol, f.qty, f.price, f.ts, signal_ts, f.commission)
     e.pos = pos
-    a = e.atr.get(f.symbol)
-    risk = e.risk_of(f.symbol)
-    pos.stop = stops.initial_stop(risk, f.price, a.value if a is not None else None)
-    pos.take_profit = stops.take_profit(risk, f.price)
+    pos.stop = e.stop_for(f.symbol, f.price)
+    pos.take_profit = stops.take_profit(e.risk_of(f.symbol), f.price)
     e.protect(pos, f.ts)
 
 

@@ -64,10 +64,22 @@ def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_pric
     risk = e.risk_of(symbol)
     a = e.atr.get(symbol)
     atr = a.value if a is not None else None
-    stop_est = stops.estimated_stop(risk, ref_price, atr)
     equity = e.equity_now
-    qty = position_qty(risk, equity, e.cash, ref_price, stop_est, symbol in e.notional)
+    if e.ix is None:
+        stop_est = stops.estimated_stop(risk, ref_price, atr)
+        qty = position_qty(risk, equity, e.cash, ref_price, stop_est, notional=symbol in e.notional)
+    else:  # stops and sizes in the index's terms (`bot/risk/index.py`)
+        t = e.ix.terms(symbol)
+        missing = e.ix.missing(symbol, t, risk)
+        if missing:
+            e.verdict("block", f"no entry into {symbol}: {missing}", direction=e.last_dir)
+            return
+        stop_est = stops.estimated_stop(risk, ref_price, atr, t.sigma, t.lev, t.atr_frac)
+        qty = position_qty(
+            risk, equity, e.cash, ref_price, stop_est, t.sigma, t.lev, t.gap, notional=symbol in e.notional
+        )
     if qty <= 0:
+        e.size_zero[symbol] = e.size_zero.get(symbol, 0) + 1
         e.verdict(
             "block",
             f"no entry into {symbol}: size is 0",

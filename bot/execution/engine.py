@@ -48,6 +48,7 @@ from bot.execution.position import PendingOpen, Position
 from bot.journal.journal import Journal
 from bot.risk import stops
 from bot.risk.decay_gate import DecayGate
+from bot.risk.index import IndexRisk
 from bot.risk.limits import AccountLimits
 from bot.risk.sides import risk_for
 from bot.signals.regime import Regime, gates
@@ -108,8 +109,16 @@ class Engine:
         self.pos: Position | None = None
         self.pending_open: PendingOpen | None = None
         self.last_close: dict[str, float] = {}
-        self.atr = {s: stops.Atr(r.atr_period) for s, r in self.risks.items() if r.atr_stop_mult > 0}
+        self.atr = {  # own ATR per traded symbol whose rules stop on it; else the index's (ix)
+            s: stops.Atr(r.atr_period)
+            for s, r in self.risks.items()
+            if r.atr_stop_mult > 0 and r.atr_source == "instrument"
+        }
         self.decay = decay_gate(cfg)  # [risk] max_expected_decay_pct: None while off
+        # the signal symbol's volatility, ATR and the overnight gaps, for stops and sizes in the index's
+        # terms (`bot/risk/index.py`); None when the configuration uses none of them
+        self.ix = IndexRisk.for_settings(cfg)
+        self.size_zero: dict[str, int] = {}  # entries blocked at size 0, per symbol (the run's summary)
         self.last_dir: int | None = None
         self.trades: list[Trade] = []
         self.equity_log = EquityLog()
@@ -204,6 +213,16 @@ class Engine:
     def protect(self, pos: Position, ts: pd.Timestamp, only: Intent | None = None, why: str = "") -> None:
         self.desk.protect(pos, ts, only, why)
 
+    def stop_for(self, symbol: str, price: float) -> float | None:
+        """The initial stop of a position in `symbol` from `price`, by every configured rule; the index's
+        measures as they are now (an entry's fill comes before its bar updates them)."""
+        atr = self.atr[symbol].value if symbol in self.atr else None
+        risk = self.risk_of(symbol)
+        if self.ix is None:
+            return stops.initial_stop(risk, price, atr)
+        t = self.ix.terms(symbol)
+        return stops.initial_stop(risk, price, atr, t.sigma, t.lev, t.atr_frac)
+
     def close(self, pos: Position, why: ExitReason, reason: str) -> None:
         self.desk.close(pos, self.now, why, reason)
 
@@ -231,10 +250,12 @@ class Engine:
         tradable: bool = True,
         reason: str = "",
         regime: Regime | None = None,
+        index_bar: BarTuple | None = None,
     ) -> None:
         """One bar. `session` is the trading date as a day number; `bars` holds the traded symbols'
         (open, high, low, close) for this bar (a symbol without a bar now is left out); `regime`: the
-        signal's figures the regime gates read (only when a side is gated; read only on a decision)."""
+        signal's figures the regime gates read (only when a side is gated; read only on a decision);
+        `index_bar` the signal symbol's bar, when it is valid (read only when `self.ix` is on)."""
         self._now = ts
         self.n_bars += 1
         if session != self.session:
@@ -255,6 +276,8 @@ class Engine:
                     atr.update(bar[1], bar[2], bar[3])
         if self.decay is not None:
             self.decay.update(bars)
+        if self.ix is not None:
+            self.ix.on_bar(session, index_bar, bars)
         pos = self.pos
         if pos is None:
             pos_value = 0.0
@@ -284,6 +307,7 @@ class Engine:
             and not self.limits.on
             and not self.atr
             and self.decay is None
+            and self.ix is None
             and self.pending_open is None
         )
 
@@ -303,11 +327,11 @@ class Engine:
         if self.pos is not None and self.n_bars > 1:
             self.pos.sessions += 1
 
-    def revise_bar(self, bars: Mapping[str, BarTuple]) -> None:
-        """The final values of the bar last stepped on (a daily bar decided before the close): the ATR
-        and the last close follow them, and the trailing stop takes the day's full high, as a backtest
-        of the same bars does (not on the entry day: that high may predate the entry). Nothing is
-        decided again."""
+    def revise_bar(self, bars: Mapping[str, BarTuple], index_bar: BarTuple | None = None) -> None:
+        """The final values of the bar last stepped on (a daily bar decided before the close): the ATR,
+        the index's measures (`index_bar`: the signal symbol's final bar) and the last close follow
+        them, and the trailing stop takes the day's full high, as a backtest of the same bars does
+        (not on the entry day: that high may predate the entry). Nothing is decided again."""
         for sym, bar in bars.items():
             self.last_close[sym] = bar[3]
             atr = self.atr.get(sym)
@@ -315,6 +339,8 @@ class Engine:
                 atr.revise(bar[1], bar[2], bar[3])
             if self.decay is not None:
                 self.decay.revise(sym, bar[3])
+        if self.ix is not None and self.session is not None:
+            self.ix.revise(self.session, index_bar, bars)
         pos = self.pos
         if pos is None or pos.sessions < 2:
             return

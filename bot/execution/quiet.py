@@ -91,6 +91,10 @@ def advance(e: Engine, tape: Tape, a: int, f: int) -> None:
         if e.decay is not None:
             closes = rows[a:f, 3]
             e.decay.update_closes(sym, closes[~np.isnan(closes)].tolist())
+    ix = e.ix
+    if ix is not None:  # the index's measures follow every bar, as `step` feeds them
+        index = tape.index[a:f].tolist() if tape.index is not None else None
+        ix.advance(tape.sessions[a:f].tolist(), index, {s: tape.ohlc[s][a:f].tolist() for s in ix.gaps})
     e._bars = bars
     _log_quiet(e, tape, a, f, symbol, qty, before)
 

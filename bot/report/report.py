@@ -65,6 +65,7 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; white-spac
 th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 .pos { color: #1a7f37; } .neg { color: #b00020; }
 .foot { color: #666; font-size: 12px; margin-top: 4px; }
+.warn { background: #fff4e5; border-left: 4px solid #e67700; padding: 6px 12px; margin: 8px 0; }
 """
 
 
@@ -376,6 +377,7 @@ def write_report(
     notes: Iterable[str] = (),
     bear: str = "SOXS",
     sections: Sequence[tuple[str, str]] = (),
+    warnings: Iterable[str] = (),
 ) -> Path:
     """Write the HTML report to `path` and return it.
 
@@ -385,7 +387,8 @@ def write_report(
     Trades are marked on the signal price at their bar: triangle-up for the bull instrument,
     triangle-down for `bear` (or a short/sell side), x for exits. `sections`: (title, HTML) panels
     shown after the summary (e.g. the decay attribution); the trades table shows the columns of
-    `trades` up to `exit_reason`.
+    `trades` up to `exit_reason`. `warnings` (e.g. a side that cannot be sized) are shown above the
+    chart.
     """
     if len(bars) == 0 or len(equity) == 0:
         raise ValueError("write_report needs at least one bar and one equity row")
@@ -413,6 +416,7 @@ def write_report(
     banner = (
         f'<div class="banner">{BANNER} — generated prices, not market history</div>' if synthetic else ""
     )
+    warn_html = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in warnings)
     shown = min(n_trades, TRADE_ROWS)
     extra = "".join(f"<h2>{html.escape(t)}</h2>\n{body}\n" for t, body in sections)
     if trades is not None and "exit_reason" in trades.columns:
@@ -423,6 +427,7 @@ def write_report(
 {banner}
 <h1>{html.escape(title)}</h1>
 <div class="sub">{sub}</div>
+{warn_html}
 {chart}
 <h2>Summary</h2>
 {_summary_table(summary)}

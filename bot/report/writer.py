@@ -81,6 +81,10 @@ def write_outputs(
     summary["attribution"] = attribution
     # how quantities relate to prices: as traded (with splits applied), or notional on adjusted prices
     summary["price_basis"] = {s: {"basis": b.kind, "statement": b.statement} for s, b in result.basis.items()}
+    frac = cfg.risk.fractional
+    summary["warnings"] = [u.message(frac) for u in result.unsizable]
+    summary["unsizable"] = [u.as_dict(frac) for u in result.unsizable]
+    summary["entries_blocked_size_0"] = dict(result.engine.size_zero)
     summary = _clean(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     uni = cfg.universe
@@ -100,10 +104,12 @@ def write_outputs(
         summary=summary,
         synthetic=synthetic,
         bear=cfg.universe.bear,
+        warnings=summary["warnings"],
         notes=[
             f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
             f"risk: {cfg.risk.model_dump(exclude_none=True)}",  # a side table: only the keys it sets
             *(f"price basis: {b.statement}" for b in result.basis.values()),
+            *[f"entries blocked at size 0: {n} into {sym}" for sym, n in result.engine.size_zero.items()],
         ],
         sections=[("Decay and carry (leveraged funds)", panel_html(attribution))],
     )

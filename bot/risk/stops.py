@@ -1,8 +1,12 @@
 """Protective exit levels for a long position. Pure functions plus an O(1) ATR.
 
-Several stop rules may be on at once (fixed percent, ATR multiple, trailing percent): the position's
-stop is the tightest (highest) of them, and it only ever moves up. The trailing rule is updated with
-each bar's high after that bar's stop check, so it takes effect from the next bar.
+Several stop rules may be on at once (fixed percent, ATR multiple, sigma multiple, trailing percent):
+the position's stop is the tightest (highest) of them, and it only ever moves up. The trailing rule is
+updated with each bar's high after that bar's stop check, so it takes effect from the next bar.
+
+In the index's terms (`bot/risk/index.py`): `stop_sigma_mult` k puts the stop k x sigma x |L| below
+the entry, sigma being the signal symbol's daily volatility and L the fund's leverage; with
+`atr_source = "underlying"` the ATR stop is mult x |L| x the index's ATR as a share of its close.
 """
 
 from __future__ import annotations
@@ -10,12 +14,27 @@ from __future__ import annotations
 from bot.core.config import RiskConfig
 
 
-def initial_stop(cfg: RiskConfig, entry: float, atr: float | None) -> float | None:
+def initial_stop(
+    cfg: RiskConfig,
+    entry: float,
+    atr: float | None,
+    sigma: float | None = None,
+    lev: float = 1.0,
+    atr_frac: float | None = None,
+) -> float | None:
+    """`atr`: the traded symbol's ATR; `sigma`, `atr_frac`: the index's daily sigma and its ATR as a
+    share of its close; `lev`: |L|. A rule whose measure is None (not known yet) sets no level."""
     levels = []
     if cfg.stop_loss_pct > 0:
         levels.append(entry * (1.0 - cfg.stop_loss_pct))
-    if cfg.atr_stop_mult > 0 and atr is not None and atr > 0:
-        levels.append(entry - cfg.atr_stop_mult * atr)
+    if cfg.atr_stop_mult > 0:
+        if cfg.atr_source == "underlying":
+            if atr_frac is not None and atr_frac > 0:
+                levels.append(entry * (1.0 - cfg.atr_stop_mult * lev * atr_frac))
+        elif atr is not None and atr > 0:
+            levels.append(entry - cfg.atr_stop_mult * atr)
+    if cfg.stop_sigma_mult > 0 and sigma is not None and sigma > 0:
+        levels.append(entry * (1.0 - cfg.stop_sigma_mult * sigma * lev))
     if cfg.trailing_stop_pct > 0:
         levels.append(entry * (1.0 - cfg.trailing_stop_pct))
     levels = [x for x in levels if x > 0]
@@ -33,9 +52,16 @@ def trailed_stop(cfg: RiskConfig, stop: float | None, high: float) -> float | No
     return t if stop is None or t > stop else stop
 
 
-def estimated_stop(cfg: RiskConfig, price: float, atr: float | None) -> float | None:
+def estimated_stop(
+    cfg: RiskConfig,
+    price: float,
+    atr: float | None,
+    sigma: float | None = None,
+    lev: float = 1.0,
+    atr_frac: float | None = None,
+) -> float | None:
     """The stop an entry at `price` would get; used to size risk_per_trade before the fill."""
-    return initial_stop(cfg, price, atr)
+    return initial_stop(cfg, price, atr, sigma, lev, atr_frac)
 
 
 class Atr:

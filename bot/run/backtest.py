@@ -13,7 +13,7 @@ journaled in a backtest.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,8 @@ from bot.data.splits import Split, SplitTable, table_for
 from bot.data.tape import Tape
 from bot.execution.engine import Engine
 from bot.journal.journal import Journal
+from bot.risk.sides import risk_for
+from bot.risk.sizable import Unsizable, sides, unsizable
 from bot.run.eventskip import EventDriver
 from bot.signals.combine import combine
 from bot.signals.regime import regime_series
@@ -120,6 +122,7 @@ class BacktestResult:
     seconds: float
     stepped: int = 0  # bars that went through `Engine.step` (the others were quiet: `Engine.advance`)
     basis: dict[str, Basis] = field(default_factory=dict)  # each traded symbol's price basis
+    unsizable: list[Unsizable] = field(default_factory=list)  # sides that cannot be bought (told at start)
 
 
 def size_by_basis(
@@ -249,6 +252,7 @@ def run_backtest(
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
     basis = size_by_basis(cfg, bars, splits, engine)
+    cannot = never_sized(cfg, ohlc, idx, engine.notional)
     events = split_events(splits, uni.traded, bars, idx)
     broker.stamp = engine.stamp  # fills carry the bar's Timestamp, made once per bar
     sessions = session_labels(idx)
@@ -260,6 +264,7 @@ def run_backtest(
         changed[warm] = True
     step = engine.step
     stepped = 0
+    index_rows = _ohlc_rows(sig) if engine.ix is not None else None  # the engine follows the index
 
     def step_bar(i: int) -> None:
         """Bar i through `Engine.step`, with the signals journaled where the direction changes."""
@@ -269,8 +274,9 @@ def run_backtest(
             for sp in events[i]:
                 engine.apply_split(int(keys[i]), sp.symbol, sp.ratio, source=splits.name)  # type: ignore[union-attr]
         bars_i = {sym: tuple(rows[i].tolist()) for sym, rows, mask in present if mask[i]}
+        ib = tuple(index_rows[i].tolist()) if index_rows is not None else None
         if i < warm:
-            step(int(keys[i]), int(sessions[i]), bars_i, None)  # type: ignore[arg-type]
+            step(int(keys[i]), int(sessions[i]), bars_i, None, index_bar=ib)  # type: ignore[arg-type]
             return
         direction = int(combined[i])
         if changed[i]:
@@ -289,7 +295,7 @@ def run_backtest(
         else:
             reason = ""
         fig = regime.at(i) if regime is not None else None
-        step(int(keys[i]), int(sessions[i]), bars_i, direction, bool(tradable[i]), reason, fig)  # type: ignore[arg-type]
+        step(int(keys[i]), int(sessions[i]), bars_i, direction, bool(tradable[i]), reason, fig, ib)  # type: ignore[arg-type]
 
     bar = None
     if progress and n > 20_000:
@@ -306,7 +312,7 @@ def run_backtest(
         if events:  # a split's bar is always stepped
             changes = sorted(set(changes) | set(events))
         on_done = bar.update if bar is not None else None
-        tape = Tape(keys, sessions, ohlc)
+        tape = Tape(keys, sessions, ohlc, index_rows)
         EventDriver(engine, broker, tape, combined, warm, changes, step_bar, on_done).run()
     if bar is not None:
         bar.close()
@@ -317,5 +323,33 @@ def run_backtest(
         journal.equity_bulk(equity)
         journal.flush()
     return BacktestResult(
-        trades_frame(engine.trades), equity, signals, bars, engine, time.perf_counter() - t0, stepped, basis
+        trades_frame(engine.trades),
+        equity,
+        signals,
+        bars,
+        engine,
+        time.perf_counter() - t0,
+        stepped,
+        basis,
+        cannot,
     )
+
+
+def never_sized(
+    cfg: Settings, ohlc: dict[str, np.ndarray], idx: pd.DatetimeIndex, notional: Collection[str] = ()
+) -> list[Unsizable]:
+    """Each side whose price (its close) is above what the starting cash can buy of it on some bars:
+    said once, on screen, at the start (and kept for the summary), not only bar by bar in the journal.
+    A side sized by notional (back-adjusted prices, `bot/data/basis.py`) can always be sized."""
+    from bot.core.log import get
+
+    out = []
+    for side, sym in sides(cfg):
+        if sym in notional:
+            continue
+        rules = cfg.model_copy(update={"risk": risk_for(cfg, sym)})  # the side's own size and stop
+        u = unsizable(rules, side, sym, ohlc[sym][:, 3], idx, cfg.broker.starting_cash)
+        if u is not None:
+            get("soxbot.backtest").warning(u.message(cfg.risk.fractional))
+            out.append(u)
+    return out

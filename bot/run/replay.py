@@ -24,7 +24,7 @@ from bot.data.quality import check_bar
 from bot.data.splits import SplitTable, table_for
 from bot.execution.engine import Engine
 from bot.journal.journal import Journal
-from bot.run.backtest import session_labels, set_id_for, size_by_basis, split_events
+from bot.run.backtest import never_sized, session_labels, set_id_for, size_by_basis, split_events
 from bot.signals.live import TrailingSignals
 from bot.signals.strategy import Strategy
 
@@ -140,6 +140,12 @@ def run_replay(
         window=window,
         data=cfg.data.source + label,
     )
+    never_sized(
+        cfg,
+        {s: df[["open", "high", "low", "close"]].reindex(idx).to_numpy(float) for s, df in traded.items()},
+        idx,
+        engine.notional,
+    )
     score = Scoreboard(cfg.broker.starting_cash)
     prev_ts: pd.Timestamp | None = None
     next_tick = time.monotonic()
@@ -170,7 +176,8 @@ def run_replay(
             journal.signal(
                 ts, uni.signal, "combined", 0 if dec.direction is None else dec.direction, dec.reason
             )
-            engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason, dec.regime)
+            ib = (o, h, lo, c)
+            engine.step(ts, sessions[i], bars_i, dec.direction, tradable, dec.reason, dec.regime, ib)
             score.bar(engine.equity_now, float(c))
             pos = engine.pos
             log.info(

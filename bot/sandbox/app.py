@@ -259,20 +259,24 @@ async def faults_mw(request: web.Request, handler):
     d = inj.decide(request.method, request.path)
     if d.advance:  # the market moves on while this request travels: what comes due fills first
         sb.exchange.advance(sb.exchange.sync() + pd.Timedelta(seconds=d.advance))
-    if inj.faults.when == "before" or (d.status is None and not d.delay):
-        if d.delay:
-            await asyncio.sleep(d.delay)
-            if request.transport is None or request.transport.is_closing():
-                return _err(504, 50410000, "client went away (sandbox fault: delay)")
-        if d.status is not None:
-            return _json(ERROR_BODIES[d.status], d.status, headers)
-        resp = await handler(request)
-    else:
-        resp = await handler(request)
-        if d.delay:
-            await asyncio.sleep(d.delay)
-        if d.status is not None:
-            return _json(ERROR_BODIES[d.status], d.status, headers)
+    try:
+        if inj.faults.when == "before" or (d.status is None and not d.delay):
+            if d.delay:
+                await asyncio.sleep(d.delay)
+                if request.transport is None or request.transport.is_closing():
+                    return _err(504, 50410000, "client went away (sandbox fault: delay)")
+            if d.status is not None:
+                return _json(ERROR_BODIES[d.status], d.status, headers)
+            resp = await handler(request)
+        else:
+            resp = await handler(request)
+            if d.delay:
+                await asyncio.sleep(d.delay)
+            if d.status is not None:
+                return _json(ERROR_BODIES[d.status], d.status, headers)
+    finally:
+        if d.delay:  # the server's side of a slow answer is over: tests wait for this, not for time
+            inj.delays_done += 1
     for k, v in headers.items():
         resp.headers.setdefault(k, v)
     return resp
@@ -593,7 +597,7 @@ async def admin_faults(request: web.Request) -> web.Response:
         if drop:
             dropped = await sb.hub.drop_all()
     return _json({"faults": asdict(sb.injector.faults), "injected": dict(sb.injector.injected),
-                  "dropped": dropped})
+                  "delays_done": sb.injector.delays_done, "dropped": dropped})
 
 
 # ---------------------------------------------------------------- app

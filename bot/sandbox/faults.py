@@ -104,6 +104,7 @@ class FaultInjector:
         self.faults = Faults(**asdict(self.initial))
         self.rng = random.Random(self.faults.seed)
         self.injected: Counter[str] = Counter()
+        self.delays_done = 0  # delayed requests whose server side is over (tests wait for it, not time)
         self._window: list[float] = []
 
     def update(self, patch: dict[str, Any]) -> Faults:

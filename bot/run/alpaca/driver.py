@@ -101,8 +101,18 @@ class AlpacaRun:
         """History into the trailing window; no trading. Leaves the first bar to decide on in `expected`."""
         now = self.clock.now()
         per_day = 1 if not is_intraday(self.tf) else max(1, round(390 / (self.barlen.seconds / 60)))
-        days = math.ceil(self.history / per_day * 1.5) + 10
+        ix = self.engine.ix
+        need = max(self.history, ix.history_bars if ix is not None else 0)
+        days = math.ceil(need / per_day * 1.5) + 10
         hist = self.feed.history(self.symbols, now - pd.Timedelta(days=days), now)
+        if ix is not None:
+            self._warm_index(hist, need)
+            pos = self.engine.pos
+            if pos is not None and pos.stop is None and not pos.closing:
+                # a held position whose stop rules needed the index's measures: guarded from today's price
+                px = self.restart._price_now(pos.symbol) or self.engine.last_close.get(pos.symbol)
+                pos.stop = self.engine.stop_for(pos.symbol, px or pos.entry_price)
+                self.restart._protect_held()
         sig = hist[self.signal].iloc[-self.history :]
         n = 0
         for ts, row in sig.iterrows():
@@ -135,6 +145,34 @@ class AlpacaRun:
             direction=e.last_dir,
             position=f"{e.pos.qty:g} {e.pos.symbol}" if e.pos else "flat",
         )
+        self._tell_unsizable()
+
+    def _warm_index(self, hist: dict[str, pd.DataFrame], need: int) -> None:
+        """The signal's volatility, ATR and the overnight gaps from history, as the bars would have
+        fed them (`bot/risk/index.py`)."""
+        ix = self.engine.ix
+        sig = hist[self.signal].iloc[-need:]
+        if sig.empty or ix is None:
+            return
+        sessions = session_labels(pd.DatetimeIndex(sig.index))
+        for k, (ts, r) in enumerate(sig.iterrows()):
+            ok = check_bar(self.signal, ts, r.open, r.high, r.low, r.close, r.volume, None) is None
+            ib = (float(r.open), float(r.high), float(r.low), float(r.close)) if ok else None
+            ix.on_bar(int(sessions[k]), ib, self._traded_bars(hist, ts))
+
+    def _tell_unsizable(self) -> None:
+        """A side whose last price is above what the account can buy of it: said once, at start."""
+        from bot.risk.sizable import sides, unsizable
+
+        e = self.engine
+        for side, sym in sides(self.cfg):
+            px = e.last_close.get(sym)
+            if px is None or sym in e.notional:
+                continue
+            rules = self.cfg.model_copy(update={"risk": e.risk_of(sym)})  # the side's own size and stop
+            u = unsizable(rules, side, sym, [px], ["now"], e.equity_now)
+            if u is not None:
+                log.warning(u.message(self.cfg.risk.fractional))
 
     # -- one decision ------------------------------------------------------------------------------------
     def decide(self, bar_close: pd.Timestamp) -> pd.Timestamp | None:
@@ -225,10 +263,12 @@ class AlpacaRun:
         for ts, r in rows:
             traded = self._traded_bars(new, ts)
             if ts == self.provisional:
+                ib = None
                 if check_bar(self.signal, ts, r.open, r.high, r.low, r.close, r.volume, None) is None:
                     self.live.revise(ts, r.open, r.high, r.low, r.close, r.volume)
+                    ib = (float(r.open), float(r.high), float(r.low), float(r.close))
                 self.events.clear()
-                self.engine.revise_bar(traded)
+                self.engine.revise_bar(traded, ib)
                 self.broker.drain()
                 log.info("day completed", ts=label_str(ts), close=round(float(r.close), 2),
                          **({"actions": " | ".join(self.events)} if self.events else {}))  # fmt: skip
@@ -290,7 +330,8 @@ class AlpacaRun:
             self.journal.signal(ts, self.signal, name, d, why, vals)
         direction = dec.direction
         self.journal.signal(ts, self.signal, "combined", 0 if direction is None else direction, dec.reason)
-        e.step(ts, session, traded, direction, not why_not, dec.reason, dec.regime)
+        ib = (float(r.open), float(r.high), float(r.low), float(r.close)) if e.ix is not None else None
+        e.step(ts, session, traded, direction, not why_not, dec.reason, dec.regime, ib)
         self.broker.drain()
         self.bars_done += 1
         pos = e.pos

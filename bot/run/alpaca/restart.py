@@ -23,7 +23,6 @@ from bot.data.calendar import TZ, is_intraday
 from bot.execution.engine import Engine, Position
 from bot.journal.journal import Journal
 from bot.journal.recovery import FINAL, HeldPosition, JournalBooks, read_books
-from bot.risk import stops
 from bot.run.alpaca.clock import Clock
 from bot.run.alpaca.splits import settle_splits, use_splits_table
 
@@ -250,7 +249,7 @@ class Restart:
             elif not ours and e.pos is None and self.cfg.broker.foreign_positions == "adopt":
                 self._adopt(sym, qty, avg, [])
                 px = self._price_now(sym) or avg  # its stop guards from here, not from an old entry price
-                self.engine.pos.stop = stops.initial_stop(self.engine.risk_of(sym), px, None)  # type: ignore[union-attr]
+                self.engine.pos.stop = self.engine.stop_for(sym, px)  # type: ignore[union-attr]
                 why = "([broker] foreign_positions = 'adopt'); it gets a protective stop"
                 e.verdict(
                     "alert", f"{qty:g} {sym} held at the broker without this bot's orders: adopted {why}"
@@ -295,7 +294,7 @@ class Restart:
         if pos is None or pos.closing or (pos.stop_cid is not None and b.working(pos.stop_cid)):
             return
         if pos.stop is None:
-            pos.stop = stops.initial_stop(e.risk_of(pos.symbol), pos.entry_price, None)
+            pos.stop = e.stop_for(pos.symbol, pos.entry_price)
         if pos.stop is None:
             return  # no stop rule configured: the engine never places one
         log.warning("no protective stop at the broker: stop placed on restart", symbol=pos.symbol,

@@ -121,6 +121,7 @@ class ServiceLoop:
 
         engine.on_event = on_event  # from now on, so a restart's findings (reconcile) are alerted too
         self.day_start_equity = engine.equity_now
+        self.skipped_before_today = 0  # the scheduler counts skips over the run; a day's summary its own
 
     def _outcome(self, o: Any) -> None:
         self.health.job(o)
@@ -189,11 +190,12 @@ class ServiceLoop:
             pos,
             closed_on(e.trades, session),
             e.locked or "",
-            self.sched.counts["skipped"],
+            self.sched.counts["skipped"] - self.skipped_before_today,
         )
         log.info("end of day", summary=text)
         self.alerts.send("daily", text)
         self.day_start_equity = equity
+        self.skipped_before_today = self.sched.counts["skipped"]
         self.clock.sync(self._broker_time)
         self.sched.replan()
 
