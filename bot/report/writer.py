@@ -37,11 +37,14 @@ def write_outputs(
     progress: bool = False,
     leverage: LeverageContext | None = None,
     splits: SplitTable | None = None,
+    lookahead_check: bool = False,
 ) -> dict[str, Any]:
     """`leverage`: the underlyings' bars and rates for the decay attribution (`bot/run/leveraged.py`);
-    None: loaded here, a problem only noted."""
+    None: loaded here, a problem only noted. Bars before `[data] start` are pre-roll (warm-up only).
+    `lookahead_check`: refuse a plugin whose signals change when later bars are removed."""
     from bot.data.calendar import bars_per_year
     from bot.report.attribution import attribute_backtest, journal_attribution, panel_html
+    from bot.report.coverage import coverage
     from bot.report.metrics import summarize
     from bot.report.report import write_report
 
@@ -51,21 +54,42 @@ def write_outputs(
         Path(str(jpath) + suffix).unlink(missing_ok=True)
     journal = Journal(jpath, buffered=True)
     journal.start_run("backtest", set_id_for(cfg), json.loads(cfg.model_dump_json()), synthetic)
-    result = run_backtest(cfg, strategies, bars, journal, progress=progress, splits=splits)
+    try:
+        result = run_backtest(
+            cfg, strategies, bars, journal, progress=progress, splits=splits, lookahead_check=lookahead_check
+        )
+    except BaseException:
+        journal.end_run("failed")
+        journal.close()
+        raise
     ctx = leverage if leverage is not None else prepare(cfg, bars, strict=False)
     trades, attribution = attribute_backtest(cfg, result.trades, bars, ctx)
     journal_attribution(journal, trades)
     journal.end_run("ok")
     journal.close()
 
-    sig = bars[cfg.universe.signal]
-    trades.to_csv(out / "trades.csv", index=False)
+    uni = cfg.universe
     eq = result.equity.copy()
     eq.index.name = "timestamp"
+    t0 = eq.index[0]
+    bars = {s: df[df.index >= t0] for s, df in bars.items()}  # without the pre-roll
+    sig = bars[uni.signal]
+    trades.to_csv(out / "trades.csv", index=False)
     eq.to_csv(out / "equity.csv")
+    cov = coverage(bars, [uni.signal, *uni.traded], pd.DatetimeIndex(eq.index), result.trades)
+    measured = eq[(eq.index >= cov.start) & (eq.index <= cov.end)]
+    held = {s: bars[s]["close"] for s in dict.fromkeys([uni.signal, uni.bull]) if s and s in bars}
     summary = summarize(
-        eq, result.trades, sig["close"], bars_per_year(cfg.data.timeframe), cfg.broker.starting_cash
+        measured,
+        result.trades,
+        sig["close"],
+        bars_per_year(cfg.data.timeframe),
+        cfg.broker.starting_cash,
+        benchmarks=held,
     )
+    summary["period"]["run"] = {"start": eq.index[0].isoformat(), "end": eq.index[-1].isoformat()}
+    summary["period"]["preroll_bars"] = result.preroll
+    summary["period"]["warnings"] = cov.warnings  # instruments without data for part of the run
     summary["run"] = {
         "signal": cfg.universe.signal,
         "bull": cfg.universe.bull,
@@ -82,16 +106,17 @@ def write_outputs(
     # how quantities relate to prices: as traded (with splits applied), or notional on adjusted prices
     summary["price_basis"] = {s: {"basis": b.kind, "statement": b.statement} for s, b in result.basis.items()}
     frac = cfg.risk.fractional
-    summary["warnings"] = [u.message(frac) for u in result.unsizable]
+    summary["warnings"] = [*cov.warnings, *(u.message(frac) for u in result.unsizable)]
+    summary["checks"] = result.checks
     summary["unsizable"] = [u.as_dict(frac) for u in result.unsizable]
     summary["entries_blocked_size_0"] = dict(result.engine.size_zero)
     summary = _clean(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    uni = cfg.universe
     panels: dict[str, str] = {}
     for s in strategies:
         panels.update(s.panels)
     indicators = result.signals.indicators()
+    indicators = indicators[indicators.index >= t0]
     write_report(
         out / "report.html",
         title=f"soxbot backtest: {uni.signal} signal -> {uni.bull or '-'} / {uni.bear or '-'}",
