@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import pandas_ta as ta
 from pydantic import Field, ValidationInfo, field_validator
 
+from bot.signals import ta
 from bot.stepping import NAN, SMA, RollingMax, RollingMin
 from bot.strategy import WARMUP_REASON, Strategy, StrategyParams, finalize, labels
 

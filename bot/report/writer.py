@@ -28,6 +28,19 @@ def _clean(x: Any) -> Any:
     return x
 
 
+def _source(cfg: Settings, synthetic: bool) -> str:
+    d = cfg.data
+    if synthetic:
+        return f"SYNTHETIC bars (seed {d.seed}), not market history"
+    if d.source == "csv":
+        return f"CSV files in {d.dir}"
+    return f"Alpaca {d.feed} feed" if d.source == "alpaca" else d.source
+
+
+def _costs(cfg: Settings) -> dict[str, float]:
+    return {"slippage_bps": cfg.broker.slippage_bps, "commission": cfg.broker.commission}
+
+
 def write_outputs(
     cfg: Settings,
     strategies: Sequence[Strategy],
@@ -47,6 +60,7 @@ def write_outputs(
     from bot.report.coverage import coverage
     from bot.report.metrics import summarize
     from bot.report.report import write_report
+    from bot.report.tables import assumptions, exit_reasons, period_returns, settings, trade_returns
 
     out.mkdir(parents=True, exist_ok=True)
     jpath = out / "journal.db"
@@ -117,6 +131,41 @@ def write_outputs(
         panels.update(s.panels)
     indicators = result.signals.indicators()
     indicators = indicators[indicators.index >= t0]
+    traded = {s: bars[s] for s in uni.traded if s in bars}
+    ppy = bars_per_year(cfg.data.timeframe)
+    risk = cfg.risk.model_dump(exclude_none=True)  # a side table: only the keys it sets
+    cash = cfg.broker.starting_cash
+    tables = [
+        (
+            "Assumptions",
+            assumptions(
+                slippage_bps=cfg.broker.slippage_bps,
+                commission=cfg.broker.commission,
+                starting_cash=cfg.broker.starting_cash,
+                fractional=cfg.risk.fractional,
+                price_basis={s: b.statement for s, b in result.basis.items()},
+                data=_source(cfg, synthetic),
+                timeframe=cfg.data.timeframe,
+                preroll=result.preroll,
+            ),
+        ),
+        ("Returns by month and year (strategy)", period_returns(measured["equity"], cash)),
+        ("Trades by exit reason", exit_reasons(result.trades, pd.DatetimeIndex(eq.index))),
+        ("Decay and carry (leveraged funds)", panel_html(attribution)),
+        (
+            "Settings",
+            settings(
+                [(repr(s).split("(")[0], s.params.model_dump()) for s in strategies],
+                {
+                    "universe": uni.model_dump(),
+                    "combine": cfg.combine.model_dump(),
+                    "risk": risk,
+                    "broker": {"starting_cash": cfg.broker.starting_cash, **_costs(cfg)},
+                    "data": {k: v for k, v in cfg.data.model_dump().items() if v is not None},
+                },
+            ),
+        ),
+    ]
     write_report(
         out / "report.html",
         title=f"soxbot backtest: {uni.signal} signal -> {uni.bull or '-'} / {uni.bear or '-'}",
@@ -124,18 +173,19 @@ def write_outputs(
         indicators=indicators,
         panels=panels,
         trades=result.trades,
-        equity=eq,
+        equity=measured,
         benchmark_close=sig["close"],
         summary=summary,
         synthetic=synthetic,
         bear=cfg.universe.bear,
         warnings=summary["warnings"],
         notes=[
-            f"strategies: {', '.join(repr(s) for s in strategies)}; combine: {cfg.combine.mode}",
-            f"risk: {cfg.risk.model_dump(exclude_none=True)}",  # a side table: only the keys it sets
-            *(f"price basis: {b.statement}" for b in result.basis.values()),
+            *[f"warm-up check: {c}" for c in result.checks],
             *[f"entries blocked at size 0: {n} into {sym}" for sym, n in result.engine.size_zero.items()],
         ],
-        sections=[("Decay and carry (leveraged funds)", panel_html(attribution))],
+        sections=tables,
+        traded=traded,
+        periods_per_year=ppy,
+        pnl=trade_returns(result.trades),
     )
     return summary
