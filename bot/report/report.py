@@ -63,6 +63,7 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; white-spac
 th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 .pos { color: #1a7f37; } .neg { color: #b00020; }
 .foot { color: #666; font-size: 12px; margin-top: 4px; }
+table.kv td, table.kv th { text-align: left; white-space: normal; max-width: 900px; }
 .warn { background: #fff4e5; border-left: 4px solid #e67700; padding: 6px 12px; margin: 8px 0; }
 """
 
@@ -471,11 +472,16 @@ def _fmt_time(value: Any) -> str:
 def _summary_table(summary: Mapping[str, Any]) -> str:
     strat = summary.get("strategy", {})
     bh = summary.get("buy_and_hold", {})
-    rows = ['<tr><th class="l">metric</th><th>strategy</th><th>buy &amp; hold</th></tr>']
+    signal = summary.get("run", {}).get("signal")
+    more = {s: b for s, b in summary.get("benchmarks", {}).items() if s != signal}  # the bull's
+    heads = "".join(f"<th>buy &amp; hold {html.escape(s)}</th>" for s in more)
+    own = f" {html.escape(signal)}" if signal and more else ""
+    rows = [f'<tr><th class="l">metric</th><th>strategy</th><th>buy &amp; hold{own}</th>{heads}</tr>']
     for label, key, kind in _SUMMARY_ROWS:
+        cells = "".join(f"<td>{_fmt(b.get(key), kind)}</td>" for b in more.values())
         rows.append(
             f'<tr><td class="l">{label}</td><td>{_fmt(strat.get(key), kind)}</td>'
-            f"<td>{_fmt(bh.get(key), kind)}</td></tr>"
+            f"<td>{_fmt(bh.get(key), kind)}</td>{cells}</tr>"
         )
     return '<table class="summary">' + "".join(rows) + "</table>"
 
@@ -576,7 +582,8 @@ def write_report(
 <h2>Summary</h2>
 {_summary_table(summary)}
 <div class="foot">n/a: undefined (no trades, zero time span) or unbounded (no losing trade, no downside,
-no drawdown). Buy &amp; hold: the signal symbol bought at the first close with the starting equity.</div>
+no drawdown). Buy &amp; hold: the signal symbol (and the bull instrument, where shown) bought at the first
+close of the measured period with the starting equity; the period is where every instrument has data.</div>
 {extra}<h2>Trades (last {shown:,} of {n_trades:,})</h2>
 {_trades_table(trades)}
 {notes_html}

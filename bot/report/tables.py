@@ -42,7 +42,7 @@ def _pct(x: float | None, digits: int = 1) -> str:
 
 def key_values(pairs: Iterable[tuple[str, object]]) -> str:
     """A two-column table of settings or assumptions."""
-    return _table(["", ""], ((_esc(k), _esc(v)) for k, v in pairs), "kv")
+    return _table(["setting", "value"], ((_esc(k), _esc(v)) for k, v in pairs), "kv")
 
 
 def assumptions(
