@@ -291,7 +291,8 @@ def run_backtest(
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
     basis = size_by_basis(cfg, bars, splits, engine)
-    cannot = never_sized(cfg, ohlc, idx, engine.notional)
+    traded_rows = {s: r[first:] for s, r in ohlc.items()} if first else ohlc  # not the pre-roll's prices
+    cannot = never_sized(cfg, traded_rows, idx[first:], engine.notional)
     events = split_events(splits, uni.traded, bars, idx)
     broker.stamp = engine.stamp  # fills carry the bar's Timestamp, made once per bar
     sessions = session_labels(idx)
