@@ -163,9 +163,7 @@ class SupportResistance(Strategy):
             texts[1:],
             default=texts[_NO_EVENT],
         )
-        return finalize(
-            bars.index, direction, reason, self.warmup, support=support, resistance=resistance
-        )
+        return finalize(bars.index, direction, reason, self.warmup, support=support, resistance=resistance)
 
     def _reasons(self) -> tuple[str, ...]:
         """The reason for each held state, by its code (_NO_EVENT, _BREAKOUT, ..., _STALE)."""
