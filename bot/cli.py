@@ -226,14 +226,25 @@ def backtest(
     out: Annotated[Path, typer.Option(help="Output directory.")] = Path("backtest-out"),
     progress: Annotated[bool, typer.Option(help="Show a progress bar on long runs.")] = True,
     path: PluginPathOpt = None,
+    lookahead_check: Annotated[
+        bool,
+        typer.Option(
+            "--lookahead-check/--no-lookahead-check",
+            help="Recompute each plugin's signals on truncated histories first and refuse one that "
+            "reads later bars.",
+        ),
+    ] = True,
 ) -> None:
-    """Backtest the configured strategies; writes trades.csv, equity.csv, summary.json, report.html."""
+    """Backtest the configured strategies; writes trades.csv, equity.csv, summary.json, report.html.
+
+    Bars before --start warm the strategies up (where the data has them); trading starts at --start."""
     from bot.core import log
     from bot.data.errors import DataError
     from bot.data.splits import table_for
     from bot.report.writer import write_outputs
-    from bot.run.assemble import build_strategies, load_market
+    from bot.run.assemble import build_strategies, load_market, preroll_bars
     from bot.run.leveraged import prepare as prepare_leverage
+    from bot.signals.validate import SignalError
 
     cfg = _load(config, path, data__start=start, data__end=end)
     if data_dir is not None:
@@ -242,21 +253,27 @@ def backtest(
     log.configure(cfg.run.log_format, "WARNING" if cfg.run.log_level == "INFO" else cfg.run.log_level)
     try:
         strategies = build_strategies(cfg, str(config or "defaults"))
-        bars, synthetic = load_market(cfg)
+        bars, synthetic = load_market(cfg, preroll_bars(cfg, strategies))
         leverage = prepare_leverage(cfg, bars)  # underlyings and rates for the decay attribution
         splits = table_for(cfg.data, cfg.universe.symbols)  # checked before anything is traded
     except (ConfigError, DataError) as exc:
         raise _fail(str(exc)) from exc
-    summary = write_outputs(
-        cfg,
-        strategies,
-        bars,
-        out,
-        synthetic=synthetic,
-        progress=progress,
-        leverage=leverage,
-        splits=splits,
-    )
+    try:
+        summary = write_outputs(
+            cfg,
+            strategies,
+            bars,
+            out,
+            synthetic=synthetic,
+            progress=progress,
+            leverage=leverage,
+            splits=splits,
+            lookahead_check=lookahead_check,
+        )
+    except SignalError as exc:
+        raise _fail(str(exc)) from exc
+    for w in summary["period"]["warnings"]:  # the others (unsizable sides) were said at the start
+        typer.echo(f"warning: {w}", err=True)
     s, b = summary["strategy"], summary["buy_and_hold"]
     typer.echo(
         f"{'SYNTHETIC DATA: ' if synthetic else ''}{summary['period']['start']} .. {summary['period']['end']}"
@@ -270,6 +287,12 @@ def backtest(
         f"buy & hold {cfg.universe.signal}: return {b['total_return']:+.2%}  cagr {b['cagr']:+.2%}"
         f"  sharpe {b['sharpe']:.2f}  max dd {b['max_drawdown']:.2%}"
     )
+    for sym, h in summary.get("benchmarks", {}).items():
+        if sym != cfg.universe.signal:
+            typer.echo(
+                f"buy & hold {sym}: return {h['total_return']:+.2%}  cagr {h['cagr']:+.2%}"
+                f"  sharpe {h['sharpe']:.2f}  max dd {h['max_drawdown']:.2%}"
+            )
     for b in summary.get("price_basis", {}).values():
         if b["basis"] != "as_traded":  # how quantities relate to prices, said once
             typer.echo(f"price basis: {b['statement']}")
@@ -518,7 +541,10 @@ def test_strategy(
     """Check a plugin: defaults validate, output shape, warm-up, no look-ahead, live-window parity."""
     from bot.signals.plugin_check import check_plugin
 
-    problems = check_plugin(name, _plugin_paths(_load(config, path)))
+    notes: list[str] = []
+    problems = check_plugin(name, _plugin_paths(_load(config, path)), notes=notes)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     if problems:
         for p in problems:
             typer.echo(f"FAIL {p}", err=True)

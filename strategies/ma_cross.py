@@ -6,9 +6,9 @@ from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-import pandas_ta as ta
 from pydantic import Field, ValidationInfo, field_validator
 
+from bot.signals import ta
 from bot.stepping import EMA, SMA
 from bot.strategy import WARMUP_REASON, Strategy, StrategyParams, finalize, labels, recursive_memory
 

@@ -6,9 +6,9 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-import pandas_ta as ta
 from pydantic import Field, ValidationInfo, field_validator
 
+from bot.signals import ta
 from bot.stepping import NAN, SMA, WilderRSI
 from bot.strategy import WARMUP_REASON, Strategy, StrategyParams, finalize, labels, recursive_memory
 
@@ -62,14 +62,18 @@ class RsiReversion(Strategy):
         length: int = Field(14, ge=2, description="RSI length, in bars (Wilder smoothing).")
         oversold: float = Field(30.0, gt=0, lt=100, description="Go long when RSI crosses up through this.")
         overbought: float = Field(
-            70.0, gt=0, lt=100, validate_default=True,
+            70.0,
+            gt=0,
+            lt=100,
+            validate_default=True,
             description="Go short when RSI crosses down through this (> oversold).",
         )
         trend_filter: int = Field(
             0, ge=0, description="SMA length: long only above it, short only below it; 0 = off."
         )
         exit_mid: bool = Field(
-            False, validate_default=True,
+            False,
+            validate_default=True,
             description="Exit at the RSI midline (50) instead of the opposite extreme.",
         )
         max_hold: int = Field(

@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
-import pandas_ta as ta
 from pydantic import Field, ValidationInfo, field_validator
 
+from bot.signals import ta
 from bot.stepping import NAN, SMA, RollingMax, RollingMin
 from bot.strategy import WARMUP_REASON, Strategy, StrategyParams, finalize, labels
 
@@ -163,9 +163,7 @@ class SupportResistance(Strategy):
             texts[1:],
             default=texts[_NO_EVENT],
         )
-        return finalize(
-            bars.index, direction, reason, self.warmup, support=support, resistance=resistance
-        )
+        return finalize(bars.index, direction, reason, self.warmup, support=support, resistance=resistance)
 
     def _reasons(self) -> tuple[str, ...]:
         """The reason for each held state, by its code (_NO_EVENT, _BREAKOUT, ..., _STALE)."""

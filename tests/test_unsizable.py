@@ -122,3 +122,28 @@ def test_soxbot_run_says_it_once_at_start(tmp_path):
     assert screen.count("bear SOXS cannot be sized on every bar") == 1, screen
     assert screen.index("cannot be sized") < screen.index("bar ")  # before the first bar's line
     assert screen.count("no entry into SOXS: size is 0") >= 3  # each blocked entry is still on its bar line
+
+
+def test_prices_in_the_preroll_before_start_are_not_judged(tmp_path):
+    """Bars before --start only warm up: a SOXS priced beyond the account there (and affordable from
+    --start on, as after a reverse split in as-traded prices) is not said to be unsizable."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    _market(data, soxs_price=50.0)
+    soxs = pd.read_csv(data / "SOXS_1d.csv", index_col=0)
+    soxs.loc[soxs.index < "2024-04-01", ["open", "high", "low", "close"]] *= 10_000  # 500k a share
+    soxs.to_csv(data / "SOXS_1d.csv")
+    cfg = tmp_path / "bt.toml"
+    cfg.write_text(
+        '[data]\nprice_basis = "as_traded"\n'
+        '[[strategies]]\nname = "ma_cross"\nparams = { fast = 3, slow = 8 }\n[risk]\nstop_loss_pct = 0\n'
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "backtest", "--config", str(cfg), "--data-dir", str(data),
+         "--out", str(out), "--no-progress", "--start", "2024-04-01"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "cannot be sized" not in r.stdout + r.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["unsizable"] == [] and summary["period"]["preroll_bars"] > 0

@@ -12,10 +12,14 @@ start lies inside regular hours.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import tempfile
 import warnings
+from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
-import exchange_calendars as xc
 import numpy as np
 import pandas as pd
 
@@ -33,18 +37,94 @@ DateLike = dt.date | str | pd.Timestamp
 
 
 @lru_cache(maxsize=len(_HORIZONS))
-def _calendar(end: pd.Timestamp) -> xc.ExchangeCalendar:
+def _calendar(end: pd.Timestamp) -> Any:
+    import exchange_calendars as xc  # ~60 ms to import: only when a schedule is built
+
     with warnings.catch_warnings():  # exchange_calendars 4.13 on pandas 3.1: a deprecation, not ours
         warnings.filterwarnings("ignore", message="Series.values returning an ndarray")
         return xc.get_calendar(EXCHANGE, start=_FIRST, end=end)
 
 
-def calendar(upto: DateLike | None = None) -> xc.ExchangeCalendar:
-    """The cached XNYS calendar covering 1960 to at least `upto` (building one takes ~0.1-0.3 s)."""
+@dataclass(frozen=True)
+class Schedule:
+    """The XNYS sessions as plain arrays: naive midnight labels, opens and closes (UTC), all int64 ns.
+
+    Building the exchange_calendars calendar takes ~0.25 s, a large part of a short `soxbot` process,
+    so the arrays are built once and kept in a cache file (`cache_dir()`), keyed by the
+    exchange_calendars version and the horizon; a process after the first reads them in ~1 ms."""
+
+    days: np.ndarray
+    opens: np.ndarray
+    closes: np.ndarray
+
+    @property
+    def first_session(self) -> pd.Timestamp:
+        return pd.Timestamp(int(self.days[0]))
+
+    def positions(self, days: pd.DatetimeIndex) -> np.ndarray:
+        """The row of each session label; KeyError naming the first that is not a session."""
+        keys = pd.DatetimeIndex(days).as_unit("ns").asi8
+        pos = np.searchsorted(self.days, keys)
+        ok = pos < len(self.days)
+        ok[ok] = self.days[pos[ok]] == keys[ok]
+        if not ok.all():
+            raise KeyError(f"{pd.Timestamp(int(keys[np.flatnonzero(~ok)[0]])).date()} is not an XNYS session")
+        return pos
+
+    def is_session(self, day: pd.Timestamp) -> bool:
+        i = int(np.searchsorted(self.days, day.value))
+        return i < len(self.days) and int(self.days[i]) == day.value
+
+
+def cache_dir() -> Path:
+    """Where the built calendar is kept: $SOXBOT_CACHE_DIR, else $XDG_CACHE_HOME/soxbot or ~/.cache/soxbot."""
+    env = os.environ.get("SOXBOT_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "soxbot"
+
+
+def _built(end: pd.Timestamp) -> Schedule:
+    cal = _calendar(end)
+    sched = cal.schedule
+    days = pd.DatetimeIndex(sched.index).as_unit("ns").asi8
+    opens = pd.DatetimeIndex(sched["open"]).as_unit("ns").asi8
+    closes = pd.DatetimeIndex(sched["close"]).as_unit("ns").asi8
+    return Schedule(days.copy(), opens.copy(), closes.copy())
+
+
+@lru_cache(maxsize=len(_HORIZONS))
+def _schedule(end: pd.Timestamp) -> Schedule:
+    from importlib.metadata import version
+
+    try:
+        key = f"{EXCHANGE}-{_FIRST.date()}-{end.date()}-xc{version('exchange_calendars')}.npz"
+    except Exception:  # no metadata (a vendored copy): build every time
+        return _built(end)
+    path = cache_dir() / key
+    try:
+        with np.load(path) as z:
+            return Schedule(z["days"], z["opens"], z["closes"])
+    except (OSError, KeyError, ValueError):
+        pass
+    sched = _built(end)
+    try:  # written whole then renamed: a process reading at the same time sees all of it or none
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, days=sched.days, opens=sched.opens, closes=sched.closes)
+        os.replace(tmp, path)
+    except OSError:  # a read-only home: fine, built again next time
+        pass
+    return sched
+
+
+def calendar(upto: DateLike | None = None) -> Schedule:
+    """The XNYS schedule covering 1960 to at least `upto` (cached in memory and on disk)."""
     want = _FIRST if upto is None else _naive_day(upto)
     for horizon in _HORIZONS:
         if want <= horizon:
-            return _calendar(horizon)
+            return _schedule(horizon)
     raise ValueError(f"dates after {_HORIZONS[-1].date()} are not supported by the calendar (got {upto})")
 
 
@@ -70,25 +150,28 @@ def sessions(start: DateLike, end: DateLike) -> pd.DatetimeIndex:
     s, e = _naive_day(start), _naive_day(end)
     if e < s:
         return pd.DatetimeIndex([], dtype="datetime64[ns]")
-    cal = calendar(e)
-    s = max(s, cal.first_session)
-    out = cal.sessions_in_range(s, e)
-    return pd.DatetimeIndex(out, freq=None).as_unit("ns")
+    days = calendar(e).days
+    lo, hi = (
+        np.searchsorted(days, s.as_unit("ns").value, "left"),
+        np.searchsorted(days, e.as_unit("ns").value, "right"),
+    )
+    return pd.DatetimeIndex(days[lo:hi].view("datetime64[ns]"))
 
 
 def is_session(day: DateLike) -> bool:
     d = _naive_day(day)
-    return bool(calendar(d).is_session(d))
+    return calendar(d).is_session(d.as_unit("ns"))
 
 
 def session_bounds(session: DateLike) -> tuple[pd.Timestamp, pd.Timestamp]:
     """(open, close) of a session in New York time; early closes end at 13:00."""
-    d = _naive_day(session)
+    d = _naive_day(session).as_unit("ns")
     cal = calendar(d)
     if not cal.is_session(d):
         raise ValueError(f"{d.date()} is not an XNYS session")
-    o, c = cal.session_open_close(d)
-    return o.tz_convert(TZ), c.tz_convert(TZ)
+    i = int(np.searchsorted(cal.days, d.value))
+    o, c = (pd.Timestamp(int(x[i]), tz="UTC").tz_convert(TZ) for x in (cal.opens, cal.closes))
+    return o, c
 
 
 def timeframe_delta(timeframe: str) -> pd.Timedelta:
@@ -133,9 +216,8 @@ def session_grid(days: pd.DatetimeIndex, timeframe: str) -> tuple[np.ndarray, np
         empty = np.array([], dtype=np.int64)
         return empty, empty, empty
     cal = calendar(days.max())
-    sched = cal.schedule.loc[days]
-    opens = pd.DatetimeIndex(sched["open"]).as_unit("ns").asi8
-    closes = pd.DatetimeIndex(sched["close"]).as_unit("ns").asi8
+    pos = cal.positions(days)
+    opens, closes = cal.opens[pos], cal.closes[pos]
     minutes = (closes - opens) // 60_000_000_000
     counts = -(-minutes // step)
     sess_idx = np.repeat(np.arange(len(days)), counts)
@@ -150,8 +232,9 @@ def session_minutes(days: pd.DatetimeIndex) -> np.ndarray:
     """Regular minutes of each session (390, or 210 on early closes)."""
     if len(days) == 0:
         return np.array([], dtype=np.int64)
-    sched = calendar(days.max()).schedule.loc[days]
-    return ((sched["close"] - sched["open"]) // pd.Timedelta(minutes=1)).to_numpy(dtype=np.int64)
+    cal = calendar(days.max())
+    pos = cal.positions(days)
+    return (cal.closes[pos] - cal.opens[pos]) // 60_000_000_000
 
 
 def session_date(ts: pd.Timestamp) -> pd.Timestamp:

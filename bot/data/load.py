@@ -18,12 +18,23 @@ from bot.data.synthetic import generate
 SYNTHETIC_START = "2020-01-02"
 
 
-def load_bars(cfg: DataConfig, symbols: list[str]) -> dict[str, tuple[pd.DataFrame, QualityReport]]:
-    """Clean bars and their quality report per symbol, keyed as requested ("^SOX" reads file SOX)."""
+def load_bars(
+    cfg: DataConfig, symbols: list[str], preroll: int = 0
+) -> dict[str, tuple[pd.DataFrame, QualityReport]]:
+    """Clean bars and their quality report per symbol, keyed as requested ("^SOX" reads file SOX).
+
+    `preroll`: up to this many bars before `start` are kept as well (where the source has them), to
+    warm strategies and risk measures up before the first traded bar. The synthetic model starts at
+    `start` and has none."""
     if cfg.source == "alpaca":
         from bot.data.alpaca_feed import load_history
 
-        raw = load_history(cfg, symbols)
+        if preroll and cfg.start:  # ~1.5 calendar days a daily bar; intraday: 390 minutes a session
+            early = pd.Timestamp(cfg.start) - pd.Timedelta(days=int(preroll * 1.5) + 10)
+            raw = load_history(cfg.model_copy(update={"start": early.date().isoformat()}), symbols)
+            raw = {s: _with_preroll(df, between(df, cfg.start, None), preroll) for s, df in raw.items()}
+        else:
+            raw = load_history(cfg, symbols)
     elif cfg.source == "synthetic":
         # With an end date the model covers [start, end]; otherwise synthetic_years from start.
         start = pd.Timestamp(cfg.start or SYNTHETIC_START)
@@ -33,7 +44,7 @@ def load_bars(cfg: DataConfig, symbols: list[str]) -> dict[str, tuple[pd.DataFra
         raw = generate(symbols, timeframe=cfg.timeframe, start=start, years=years, seed=cfg.seed)
         raw = {s: between(df, None, cfg.end) for s, df in raw.items()}
     else:
-        raw = {s: _csv_in_range(cfg, s) for s in symbols}
+        raw = {s: _csv_in_range(cfg, s, preroll) for s in symbols}
     out = {s: clean_bars(df, file_symbol(s), cfg.timeframe, cfg.max_gap_bars) for s, df in raw.items()}
     for s, (df, _report) in out.items():
         if df.empty:
@@ -50,12 +61,25 @@ def _range(cfg: DataConfig) -> str:
     return f" from {cfg.start}" if cfg.start else (f" up to {cfg.end}" if cfg.end else "")
 
 
-def _csv_in_range(cfg: DataConfig, symbol: str) -> pd.DataFrame:
-    """The file's bars within [start, end]; a file with none there is an error naming what it holds."""
+def _with_preroll(full: pd.DataFrame, inside: pd.DataFrame, preroll: int) -> pd.DataFrame:
+    """`inside` (the rows from start on) with up to `preroll` rows of `full` before its first."""
+    if not preroll or inside.empty:
+        return inside
+    before = full[full.index < inside.index[0]]
+    if before.empty:
+        return inside
+    out = pd.concat([before.iloc[-preroll:], inside])
+    out.attrs.update(full.attrs)
+    return out
+
+
+def _csv_in_range(cfg: DataConfig, symbol: str, preroll: int = 0) -> pd.DataFrame:
+    """The file's bars within [start, end] (and `preroll` before); a file with none within is an
+    error naming what it holds."""
     full = load_csv(cfg.dir, symbol, cfg.timeframe)
     df = between(full, cfg.start, cfg.end)
     if not df.empty:
-        return df
+        return _with_preroll(between(full, None, cfg.end), df, preroll) if cfg.start else df
     path = csv_path(cfg.dir, symbol, cfg.timeframe)
     if full.empty:
         raise DataError(

@@ -175,8 +175,10 @@ def summarize(
     benchmark_close: pd.Series,
     periods_per_year: float,
     starting_cash: float,
+    benchmarks: dict[str, pd.Series] | None = None,
 ) -> dict[str, Any]:
     """Strategy vs buy-and-hold of the signal symbol, as a JSON-safe dict (see module docstring).
+    `benchmarks`: more symbols' closes to buy and hold over the same bars (`benchmarks` block).
 
     Returns {"strategy": {...}, "buy_and_hold": {...}, "period": {start, end, bars, years}}.
     """
@@ -193,13 +195,36 @@ def summarize(
     strategy["exposure"] = float(np.mean(np.abs(np.nan_to_num(pos_value)) > 1e-9))
     strategy.update(_trade_stats(trades, index))
 
-    bench = pd.Series(benchmark_close).astype(float).reindex(index).ffill().bfill()
+    buy_and_hold = _hold(benchmark_close, index, years, periods_per_year, starting_cash)
+    out: dict[str, Any] = {
+        "strategy": _clean(strategy),
+        "buy_and_hold": _clean(buy_and_hold),
+        "period": {
+            "start": index[0].isoformat(),
+            "end": index[-1].isoformat(),
+            "bars": len(index),
+            "years": years,
+        },
+    }
+    if benchmarks:
+        out["benchmarks"] = {
+            sym: _clean(_hold(close, index, years, periods_per_year, starting_cash))
+            for sym, close in benchmarks.items()
+        }
+    return out
+
+
+def _hold(
+    close: pd.Series, index: pd.DatetimeIndex, years: float, ppy: float, starting_cash: float
+) -> dict[str, Any]:
+    """Buy-and-hold of one symbol over `index`: bought at the first bar's close, held to the last."""
+    bench = pd.Series(close).astype(float).reindex(index).ffill().bfill()
     if bench.isna().any() or (bench <= 0).any():
         raise ValueError("benchmark_close must be positive and overlap the equity index")
     bench_curve = starting_cash * bench.to_numpy() / bench.iloc[0]
-    buy_and_hold = _curve_stats(bench_curve, float(starting_cash), years, periods_per_year)
-    buy_and_hold["exposure"] = 1.0
-    buy_and_hold.update(
+    stats = _curve_stats(bench_curve, float(starting_cash), years, ppy)
+    stats["exposure"] = 1.0
+    stats.update(
         {
             "n_trades": 1,
             "win_rate": None,
@@ -210,13 +235,4 @@ def summarize(
             "avg_hold_bars": None,
         }
     )
-    return {
-        "strategy": _clean(strategy),
-        "buy_and_hold": _clean(buy_and_hold),
-        "period": {
-            "start": index[0].isoformat(),
-            "end": index[-1].isoformat(),
-            "bars": len(index),
-            "years": years,
-        },
-    }
+    return stats

@@ -15,17 +15,15 @@ peaks, troughs and the deepest drawdown survive. Trade markers are never dropped
 from __future__ import annotations
 
 import html
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from bot.report.metrics import bar_positions, drawdown, to_datetime_index
+from bot.report.plot import Figure, scatter
 
 MAX_POINTS = 5000  # per line trace, and the bar count above which candles become a close line
 TRADE_ROWS = 200
@@ -65,6 +63,7 @@ th, td { border: 1px solid #ddd; padding: 3px 8px; text-align: right; white-spac
 th { background: #f3f3f3; } td.l, th.l { text-align: left; }
 .pos { color: #1a7f37; } .neg { color: #b00020; }
 .foot { color: #666; font-size: 12px; margin-top: 4px; }
+table.kv td, table.kv th { text-align: left; white-space: normal; max-width: 900px; }
 .warn { background: #fff4e5; border-left: 4px solid #e67700; padding: 6px 12px; margin: 8px 0; }
 """
 
@@ -74,25 +73,21 @@ def downsample_positions(values: np.ndarray, max_points: int = MAX_POINTS) -> np
 
     Splits the series into max_points/2 buckets and keeps each bucket's min and max (and the first
     and last point), so extremes stay visible. NaN-only buckets keep one point, preserving gaps.
+    Vectorised: one stable sort per side finds every bucket's first min and first max at once.
     """
     n = len(values)
     if n <= max_points:
         return np.arange(n)
     v = np.asarray(values, dtype=float)
-    edges = np.linspace(0, n, max(max_points // 2, 1) + 1).astype(int)
-    keep = [0, n - 1]
-    for lo, hi in itertools.pairwise(edges):
-        if hi <= lo:
-            continue
-        chunk = v[lo:hi]
-        finite = np.isfinite(chunk)
-        if not finite.any():
-            keep.append(lo)
-            continue
-        masked_lo = np.where(finite, chunk, np.inf)
-        masked_hi = np.where(finite, chunk, -np.inf)
-        keep += [lo + int(np.argmin(masked_lo)), lo + int(np.argmax(masked_hi))]
-    return np.unique(np.asarray(keep))
+    edges = np.unique(np.linspace(0, n, max(max_points // 2, 1) + 1).astype(int))
+    bucket = np.searchsorted(edges, np.arange(n), "right") - 1
+    finite = np.isfinite(v)
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])  # first row of each bucket
+    keep = [np.array([0, n - 1])]
+    for key in (np.where(finite, v, np.inf), np.where(finite, -v, np.inf)):
+        order = np.lexsort((key, bucket))  # by bucket, then value; ties keep the earlier bar
+        keep.append(order[starts])  # a NaN-only bucket: its first bar (all keys inf, stable)
+    return np.unique(np.concatenate(keep))
 
 
 def _wall_time(index: pd.Index) -> pd.DatetimeIndex:
@@ -128,9 +123,9 @@ def _rangebreaks(index: pd.DatetimeIndex, intraday: bool) -> list[dict[str, Any]
     return breaks
 
 
-def _line(x: np.ndarray, y: np.ndarray, **kwargs: Any) -> go.Scatter:
+def _line(x: np.ndarray, y: np.ndarray, **kwargs: Any) -> dict[str, Any]:
     keep = downsample_positions(y)
-    return go.Scatter(x=x[keep], y=y[keep], mode="lines", **kwargs)
+    return scatter(x=x[keep], y=y[keep], mode="lines", **kwargs)
 
 
 def _is_level(column: str) -> bool:
@@ -140,7 +135,7 @@ def _is_level(column: str) -> bool:
 
 def _trade_markers(
     trades: pd.DataFrame, bars: pd.DataFrame, x: np.ndarray, bear: str
-) -> list[go.Scatter]:
+) -> list[dict[str, Any]]:
     """Entry and exit markers on the signal price, at the bar each trade time falls in."""
     if trades is None or len(trades) == 0:
         return []
@@ -173,13 +168,16 @@ def _trade_markers(
         m = mask.to_numpy()
         if m.any():
             out.append(
-                go.Scatter(
+                scatter(
                     x=x[entry_pos[m]],
                     y=close[entry_pos[m]],
                     mode="markers",
                     name=name,
                     marker={
-                        "symbol": symbol, "size": 13, "color": color, "line": {"width": 1, "color": "#333"}
+                        "symbol": symbol,
+                        "size": 13,
+                        "color": color,
+                        "line": {"width": 1, "color": "#333"},
                     },
                     hovertext=[hover(r, "entry") for _, r in t[m].iterrows()],
                     hoverinfo="text",
@@ -190,7 +188,7 @@ def _trade_markers(
     if has_exit.any():
         exit_pos = bar_positions(t.loc[has_exit, "exit_time"], idx)
         out.append(
-            go.Scatter(
+            scatter(
                 x=x[exit_pos],
                 y=close[exit_pos],
                 mode="markers",
@@ -214,7 +212,9 @@ def _figure(
     start_equity: float,
     bear: str,
     skipped: list[str],
-) -> go.Figure:
+    traded: Mapping[str, pd.DataFrame] | None = None,
+    periods_per_year: float | None = None,
+) -> Figure:
     bar_idx = _wall_time(bars.index)
     intraday = _is_intraday(bar_idx)
     bx = _x_strings(bar_idx, intraday)
@@ -227,25 +227,39 @@ def _figure(
             skipped.append(f"indicator {c!r} not drawn: panel {p!r} is not one this report draws")
     has_rsi = any(p == "rsi" for p in where.values())
 
-    titles = ["Price, indicators and trades"] + (["RSI"] if has_rsi else [])
-    titles += ["Equity: strategy vs buy-and-hold", "Drawdown"]
-    heights = [0.45] + ([0.15] if has_rsi else []) + [0.25, 0.15]
-    fig = make_subplots(
-        rows=len(titles), cols=1, shared_xaxes=True, vertical_spacing=0.04,
-        subplot_titles=titles, row_heights=heights,
-    )
-    row_rsi = 2 if has_rsi else None
-    row_eq = 3 if has_rsi else 2
-    row_dd = row_eq + 1
+    traded = {s: df for s, df in (traded or {}).items() if len(df)}
+    rolling = periods_per_year is not None and len(equity) > _rolling_window(periods_per_year) + 1
+    panels_: list[tuple[str, str, float]] = [("price", "Price, indicators and trades", 0.36)]
+    if has_rsi:
+        panels_.append(("rsi", "RSI", 0.12))
+    if traded:
+        panels_.append(("traded", f"Traded: {' / '.join(traded)} with the fills", 0.2))
+    panels_.append(("eq", "Equity: strategy vs buy-and-hold", 0.22))
+    if rolling:
+        panels_.append(("sharpe", "Rolling Sharpe (half a year of bars)", 0.1))
+    panels_.append(("dd", "Drawdown", 0.12))
+    fig = Figure([h for _, _, h in panels_], [t for _, t, _ in panels_], spacing=0.035)
+    row = {key: i + 1 for i, (key, _, _) in enumerate(panels_)}
+    row_rsi = row.get("rsi")
+    row_eq = row["eq"]
+    row_dd = row["dd"]
 
     close = bars["close"].to_numpy(dtype=float)
     if len(bars) <= MAX_POINTS:
         fig.add_trace(
-            go.Candlestick(
-                x=bx, open=bars["open"], high=bars["high"], low=bars["low"], close=bars["close"],
-                name="price", increasing_line_color="#26a69a", decreasing_line_color="#ef5350",
-            ),
-            row=1, col=1,
+            {
+                "type": "candlestick",
+                "x": bx,
+                "open": bars["open"].to_numpy(float),
+                "high": bars["high"].to_numpy(float),
+                "low": bars["low"].to_numpy(float),
+                "close": close,
+                "name": "price",
+                "increasing": {"line": {"color": "#26a69a"}},
+                "decreasing": {"line": {"color": "#ef5350"}},
+            },
+            row=1,
+            col=1,
         )
     else:
         fig.add_trace(_line(bx, close, name="close", line={"color": "#444", "width": 1}), row=1, col=1)
@@ -272,6 +286,12 @@ def _figure(
     for tr in _trade_markers(trades, bars, bx, bear):
         fig.add_trace(tr, row=1, col=1)
 
+    if traded:
+        for tr in _traded_traces(traded, trades, intraday):
+            fig.add_trace(tr, row=row["traded"], col=1)
+        closes = np.concatenate([df["close"].to_numpy(float) for df in traded.values()])
+        _log_axis(fig, closes, row["traded"])
+
     eq_idx = _wall_time(equity.index)
     ex = _x_strings(eq_idx, intraday)
     eq = equity["equity"].to_numpy(dtype=float)
@@ -279,35 +299,156 @@ def _figure(
     bh = start_equity * bench / bench[0]
     fig.add_trace(_line(ex, eq, name="strategy", line={"color": "#1f77b4", "width": 1.6}), row=row_eq, col=1)
     fig.add_trace(_line(ex, bh, name="buy & hold", line={"color": "#999", "width": 1.3}), row=row_eq, col=1)
+    if rolling:
+        assert periods_per_year is not None
+        for y, name, color in (
+            (_rolling_sharpe(eq, start_equity, periods_per_year), "strategy", "#1f77b4"),
+            (_rolling_sharpe(bh, start_equity, periods_per_year), "buy & hold", "#999"),
+        ):
+            fig.add_trace(
+                _line(ex, y, name=f"rolling Sharpe, {name}", line={"color": color, "width": 1}),
+                row=row["sharpe"],
+                col=1,
+            )
+        fig.add_hline(y=0, line={"color": "#555", "width": 1}, row=row["sharpe"], col=1)
     dd_s = -100 * drawdown(pd.Series(eq)).to_numpy()
     dd_b = -100 * drawdown(pd.Series(bh)).to_numpy()
     fig.add_trace(
         _line(ex, dd_s, name="strategy drawdown %", fill="tozeroy", line={"color": "#d62728", "width": 1}),
-        row=row_dd, col=1,
+        row=row_dd,
+        col=1,
     )
     fig.add_trace(
         _line(ex, dd_b, name="buy & hold drawdown %", line={"color": "#999", "width": 1}),
-        row=row_dd, col=1,
+        row=row_dd,
+        col=1,
     )
-    fig.update_yaxes(title_text="price", row=1, col=1)
-    fig.update_yaxes(title_text="equity", row=row_eq, col=1)
-    fig.update_yaxes(title_text="%", row=row_dd, col=1)
-    fig.update_xaxes(rangebreaks=_rangebreaks(bar_idx, intraday), rangeslider_visible=False)
+    fig.update_yaxes(title={"text": "price"}, row=1, col=1)
+    fig.update_yaxes(title={"text": "equity"}, row=row_eq, col=1)
+    fig.update_yaxes(title={"text": "%"}, row=row_dd, col=1)
+    fig.update_xaxes(rangebreaks=_rangebreaks(bar_idx, intraday), rangeslider={"visible": False})
     fig.update_layout(
-        height=1250 if has_rsi else 1050,
+        height=int(2300 * sum(h for _, _, h in panels_)),
         margin={"l": 60, "r": 20, "t": 40, "b": 30},
         hovermode="closest",
         legend={"tracegroupgap": 4, "font": {"size": 11}},
-        template="plotly_white",
     )
     # a long run spanning a 10x move reads better on a log scale (positive values only)
-    if np.nanmin(close) > 0 and np.nanmax(close) / np.nanmin(close) > 10:
-        fig.update_yaxes(type="log", row=1, col=1)
-    if np.nanmin(np.concatenate([eq, bh])) > 0 and np.nanmax(np.concatenate([eq, bh])) / np.nanmin(
-        np.concatenate([eq, bh])
-    ) > 10:
-        fig.update_yaxes(type="log", row=row_eq, col=1)
+    _log_axis(fig, close, 1)
+    _log_axis(fig, np.concatenate([eq, bh]), row_eq)
     return fig
+
+
+def _short(v: float) -> str:
+    """100000 -> "100k", 2500000 -> "2.5M", 0.5 -> "0.5"."""
+    for div, unit in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= div:
+            return f"{v / div:g}{unit}"
+    return f"{v:g}"
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks for a log axis from `lo` to `hi`: 1-2-5 steps of each decade (only the 1s over more
+    than four decades), each labelled in full ("100k", "200k", "1M"), instead of plotly's minor
+    digits ("6 5 4 3 2 100k 9 8")."""
+    steps = (1.0,) if hi / lo > 1e4 else (1.0, 2.0, 5.0)
+    vals = [
+        m * 10.0**e
+        for e in range(int(np.floor(np.log10(lo))), int(np.ceil(np.log10(hi))) + 1)
+        for m in steps
+        if lo <= m * 10.0**e <= hi
+    ]
+    if len(vals) < 2:  # under one step: the ends, rounded
+        vals = [float(f"{lo:.2g}"), float(f"{hi:.2g}")]
+    return vals, [_short(v) for v in vals]
+
+
+def _log_axis(fig: Figure, values: np.ndarray, row: int) -> None:
+    """A log scale with readable ticks where the values span more than 10x (positive only)."""
+    v = values[np.isfinite(values)]
+    if not len(v) or v.min() <= 0 or v.max() / v.min() <= 10:
+        return
+    vals, text = log_ticks(float(v.min()), float(v.max()))
+    fig.update_yaxes(type="log", tickvals=vals, ticktext=text, row=row, col=1)
+
+
+def _rolling_window(periods_per_year: float) -> int:
+    return max(int(periods_per_year // 2), 2)
+
+
+def _rolling_sharpe(values: np.ndarray, base: float, periods_per_year: float) -> np.ndarray:
+    """Sharpe ratio (risk-free 0, annualised) of the per-bar returns over the last half year of bars;
+    NaN before a full window and where the curve does not move."""
+    prev = np.concatenate([[base], values[:-1]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = pd.Series(np.where(prev > 0, values / prev - 1.0, 0.0))
+    w = _rolling_window(periods_per_year)
+    mean, std = r.rolling(w).mean(), r.rolling(w).std()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (mean / std * np.sqrt(periods_per_year)).to_numpy(float, copy=True)
+    out[~(std.to_numpy(float) > 1e-12)] = np.nan
+    return out
+
+
+def _traded_traces(
+    traded: Mapping[str, pd.DataFrame], trades: pd.DataFrame, intraday: bool
+) -> list[dict[str, Any]]:
+    """Each traded instrument's close, and every fill at its own time and price on it."""
+    colors = ("#1a9e3a", "#d62728", "#9467bd", "#8c564b")
+    out: list[dict[str, Any]] = []
+    for k, (sym, df) in enumerate(traded.items()):
+        x = _x_strings(_wall_time(df.index), intraday)
+        close = df["close"].to_numpy(float)
+        out.append(_line(x, close, name=f"{sym} close", line={"color": colors[k % len(colors)], "width": 1}))
+        if trades is None or not len(trades):
+            continue
+        t = trades[trades["symbol"].astype(str) == sym]
+        if not len(t):
+            continue
+        idx = pd.DatetimeIndex(df.index)
+        entry = {"symbol": "triangle-up", "size": 10, "color": colors[k % len(colors)]}
+        for when, marker in (("entry", entry), ("exit", {"symbol": "x", "size": 8, "color": "#222"})):
+            times = t[f"{when}_time"]
+            ok = ~pd.isna(to_datetime_index(times))
+            if not ok.any():
+                continue
+            pos = bar_positions(times[ok], idx)
+            price = t.loc[ok, f"{when}_price"].astype(float).to_numpy()
+            text = [
+                f"<b>{html.escape(sym)}</b> {when} {p:.4f}"
+                + (f"<br>{html.escape(str(r))}" if when == "exit" else "")
+                for p, r in zip(price, t.loc[ok, "exit_reason"], strict=True)
+            ]
+            out.append(
+                scatter(
+                    x[pos],
+                    price,
+                    mode="markers",
+                    name=f"{sym} {when}",
+                    marker=marker,
+                    hovertext=text,
+                    hoverinfo="text",
+                )
+            )
+    return out
+
+
+def _histogram(returns: np.ndarray) -> str:
+    """The distribution of the trades' returns (pnl over the money put in), in percent."""
+    r = 100 * returns[np.isfinite(returns)]
+    fig = Figure()
+    fig.add_trace(
+        {"type": "histogram", "x": r, "nbinsx": min(60, max(10, len(r) // 3)), "marker": {"color": "#1f77b4"}}
+    )
+    fig.add_vline(x=0, line={"color": "#555", "width": 1})
+    fig.update_layout(
+        height=300,
+        margin={"l": 60, "r": 20, "t": 20, "b": 40},
+        xaxis={"title": {"text": f"return per trade, % ({len(r)} trades, median {np.median(r):+.2f}%)"}},
+        yaxis={"title": {"text": "trades"}},
+        bargap=0.05,
+    )
+    return fig.to_html(include_plotlyjs=False)
 
 
 def _fmt(value: Any, kind: str) -> str:
@@ -331,11 +472,16 @@ def _fmt_time(value: Any) -> str:
 def _summary_table(summary: Mapping[str, Any]) -> str:
     strat = summary.get("strategy", {})
     bh = summary.get("buy_and_hold", {})
-    rows = ['<tr><th class="l">metric</th><th>strategy</th><th>buy &amp; hold</th></tr>']
+    signal = summary.get("run", {}).get("signal")
+    more = {s: b for s, b in summary.get("benchmarks", {}).items() if s != signal}  # the bull's
+    heads = "".join(f"<th>buy &amp; hold {html.escape(s)}</th>" for s in more)
+    own = f" {html.escape(signal)}" if signal and more else ""
+    rows = [f'<tr><th class="l">metric</th><th>strategy</th><th>buy &amp; hold{own}</th>{heads}</tr>']
     for label, key, kind in _SUMMARY_ROWS:
+        cells = "".join(f"<td>{_fmt(b.get(key), kind)}</td>" for b in more.values())
         rows.append(
             f'<tr><td class="l">{label}</td><td>{_fmt(strat.get(key), kind)}</td>'
-            f"<td>{_fmt(bh.get(key), kind)}</td></tr>"
+            f"<td>{_fmt(bh.get(key), kind)}</td>{cells}</tr>"
         )
     return '<table class="summary">' + "".join(rows) + "</table>"
 
@@ -378,6 +524,9 @@ def write_report(
     bear: str = "SOXS",
     sections: Sequence[tuple[str, str]] = (),
     warnings: Iterable[str] = (),
+    traded: Mapping[str, pd.DataFrame] | None = None,
+    periods_per_year: float | None = None,
+    pnl: np.ndarray | None = None,
 ) -> Path:
     """Write the HTML report to `path` and return it.
 
@@ -398,8 +547,11 @@ def write_report(
     fig = _figure(
         bars=bars, indicators=indicators, panels=panels, trades=trades, equity=equity,
         benchmark_close=benchmark_close, start_equity=float(start_equity), bear=bear, skipped=skipped,
-    )
-    chart = fig.to_html(full_html=False, include_plotlyjs=True, config={"responsive": True})
+        traded=traded, periods_per_year=periods_per_year,
+    )  # fmt: skip
+    chart = fig.to_html(include_plotlyjs=True)
+    if pnl is not None and len(pnl):
+        sections = [("Trade returns", _histogram(pnl)), *sections]
 
     period = summary.get("period", {})
     n_trades = 0 if trades is None else len(trades)
@@ -413,9 +565,7 @@ def write_report(
         if all_notes
         else ""
     )
-    banner = (
-        f'<div class="banner">{BANNER} — generated prices, not market history</div>' if synthetic else ""
-    )
+    banner = f'<div class="banner">{BANNER} — generated prices, not market history</div>' if synthetic else ""
     warn_html = "".join(f'<div class="warn">{html.escape(w)}</div>' for w in warnings)
     shown = min(n_trades, TRADE_ROWS)
     extra = "".join(f"<h2>{html.escape(t)}</h2>\n{body}\n" for t, body in sections)
@@ -432,7 +582,8 @@ def write_report(
 <h2>Summary</h2>
 {_summary_table(summary)}
 <div class="foot">n/a: undefined (no trades, zero time span) or unbounded (no losing trade, no downside,
-no drawdown). Buy &amp; hold: the signal symbol bought at the first close with the starting equity.</div>
+no drawdown). Buy &amp; hold: the signal symbol (and the bull instrument, where shown) bought at the first
+close of the measured period with the starting equity; the period is where every instrument has data.</div>
 {extra}<h2>Trades (last {shown:,} of {n_trades:,})</h2>
 {_trades_table(trades)}
 {notes_html}

@@ -44,13 +44,28 @@ def build_strategies(
     return out
 
 
-def load_market(cfg: Settings) -> tuple[dict[str, pd.DataFrame], bool]:
+def preroll_bars(cfg: Settings, strategies: list[Strategy]) -> int:
+    """Bars before `[data] start` a backtest loads to warm up: what a live start warms up from (the
+    live window, the regime gates' lookback, the index measures' history), so that the first traded
+    bar decides as a run from the data's start would."""
+    from bot.data.calendar import is_intraday
+    from bot.risk.index import IndexRisk
+    from bot.signals.regime import regime_window
+    from bot.signals.window import live_window
+
+    ix = IndexRisk.for_settings(cfg)
+    per_session = 390 if is_intraday(cfg.data.timeframe) else 1  # sessions -> bars (1-minute worst case)
+    return max(live_window(strategies), regime_window(cfg), (ix.history_bars if ix else 0) * per_session)
+
+
+def load_market(cfg: Settings, preroll: int = 0) -> tuple[dict[str, pd.DataFrame], bool]:
     """Bars for every symbol of the universe, cleaned by the stated bad-bar rules (logged).
 
-    Returns the bars and whether they are synthetic (to be labelled wherever shown).
+    Returns the bars and whether they are synthetic (to be labelled wherever shown). `preroll`: bars
+    before `[data] start` to keep for warm-up (`preroll_bars`).
     """
     from bot.data.load import load_bars
 
-    loaded = load_bars(cfg.data, cfg.universe.symbols)
+    loaded = load_bars(cfg.data, cfg.universe.symbols, preroll)
     bars = {sym: df for sym, (df, _report) in loaded.items()}
     return bars, cfg.data.source == "synthetic"

@@ -35,6 +35,7 @@ from bot.run.eventskip import EventDriver
 from bot.signals.combine import combine
 from bot.signals.regime import regime_series
 from bot.signals.strategy import DIRECTION, REASON, Strategy
+from bot.signals.validate import SignalError, WarmupDrift, lookahead, run_signals, warmup_drift
 
 TRADE_COLUMNS = [
     "symbol",
@@ -73,6 +74,7 @@ class SignalFrame:
     outputs: dict[str, pd.DataFrame]
     combined: np.ndarray
     warmup: int
+    checks: list[str] = field(default_factory=list)  # the warm-up drift found (`bot/signals/validate.py`)
     _columns: dict[tuple[str, str], pd.Series] = field(default_factory=dict, repr=False)
     _reasons: list[tuple[str, Any]] | None = field(default=None, repr=False)
 
@@ -101,15 +103,32 @@ class SignalFrame:
         return pd.DataFrame(cols)
 
 
-def compute_signals(cfg: Settings, strategies: Sequence[Strategy], bars: pd.DataFrame) -> SignalFrame:
+def compute_signals(
+    cfg: Settings, strategies: Sequence[Strategy], bars: pd.DataFrame, lookahead_check: bool = False
+) -> SignalFrame:
+    """Every strategy's signals, each output checked (`bot/signals/validate.py`: a SignalError names
+    the plugin, the bar and the fix); with `lookahead_check`, recomputed on truncated histories first
+    and refused (SignalError) where a row changes."""
     outputs: dict[str, pd.DataFrame] = {}
+    checks: list[str] = []
     for s in strategies:
         key = s.name if s.name not in outputs else f"{s.name}#{len(outputs)}"
-        outputs[key] = s.signals(bars)
+        outputs[key] = out = run_signals(key, s, bars)
+        if lookahead_check:
+            found = lookahead(key, s, bars, out)
+            if found is not None:
+                raise SignalError(found.message())
+            checks += [d.message() for d in drifts(key, s, bars, out)]
     d = np.column_stack([o[DIRECTION].to_numpy() for o in outputs.values()])
     weights = [sc.weight for sc in cfg.strategies]
     combined = combine(d, cfg.combine.mode, weights, cfg.combine.threshold)
-    return SignalFrame(outputs, combined, max(s.warmup for s in strategies))
+    return SignalFrame(outputs, combined, max(s.warmup for s in strategies), checks)
+
+
+def drifts(name: str, s: Strategy, bars: pd.DataFrame, out: pd.DataFrame) -> list[WarmupDrift]:
+    """The warm-up check from `warmup + 1` bars and from `memory` bars of history."""
+    found = (warmup_drift(name, s, bars, out, h) for h in sorted({s.warmup + 1, s.memory}))
+    return [d for d in found if d is not None]
 
 
 @dataclass
@@ -123,6 +142,8 @@ class BacktestResult:
     stepped: int = 0  # bars that went through `Engine.step` (the others were quiet: `Engine.advance`)
     basis: dict[str, Basis] = field(default_factory=dict)  # each traded symbol's price basis
     unsizable: list[Unsizable] = field(default_factory=list)  # sides that cannot be bought (told at start)
+    preroll: int = 0  # bars before `[data] start` that only warmed up
+    checks: list[str] = field(default_factory=list)  # the plugins' warm-up drift, when checked
 
 
 def size_by_basis(
@@ -186,10 +207,20 @@ def trades_frame(trades: list[Trade]) -> pd.DataFrame:
 _OHLC = ("open", "high", "low", "close")
 
 
+_WHOLE_FRAME_ROWS = 5_000
+
+
 def _ohlc_rows(df: pd.DataFrame) -> np.ndarray:
-    """The (open, high, low, close) rows as floats: the whole frame as one float array where it
-    converts (~10 us; four column lookups and a stack cost ~50 us), else column by column."""
+    """The (open, high, low, close) rows as floats. A short frame as one float array where it
+    converts (~10 us; four column lookups and a stack cost ~50 us); a long one column by column into
+    one array (the whole-frame conversion interleaves every column, the bool `tradable` too: ~0.2 s
+    a symbol at 1M bars, against ~10 ms)."""
     names = df.columns.tolist()
+    if len(df) > _WHOLE_FRAME_ROWS:
+        out = np.empty((len(df), 4))
+        for j, c in enumerate(_OHLC):
+            out[:, j] = df[c].to_numpy(float)
+        return out
     if all(c in names for c in _OHLC) and len(set(names)) == len(names):
         try:
             whole = df.to_numpy(float)
@@ -208,6 +239,7 @@ def run_backtest(
     progress: bool = False,
     every_bar: bool = False,
     splits: SplitTable | None = None,
+    lookahead_check: bool = False,
 ) -> BacktestResult:
     """`every_bar=True`: the plain loop, `Engine.step` on every bar; by default the event-skipping
     driver (`bot/run/eventskip.py`) steps only the bars where something can happen, with the same
@@ -216,7 +248,11 @@ def run_backtest(
     `splits` (default: `[data] splits_file`): the bars of its symbols are as traded; the strategies
     read the signal symbol split-adjusted, and each split of a traded symbol is applied to the engine
     and the in-process broker before its first bar (`bot/execution/splits.py`). A traded symbol on
-    back-adjusted prices is sized by notional (`bot/data/basis.py`)."""
+    back-adjusted prices is sized by notional (`bot/data/basis.py`).
+
+    Bars before `[data] start` (the pre-roll `bot/run/assemble.py` loads) warm the strategies and the
+    risk measures; nothing is traded before it and the equity curve starts there.
+    `lookahead_check`: see `compute_signals`."""
     import time
 
     t0 = time.perf_counter()
@@ -226,9 +262,12 @@ def run_backtest(
     sig = bars[uni.signal]
     idx = sig.index
     n = len(idx)
-    signals = compute_signals(cfg, strategies, splits.adjusted(uni.signal, sig) if splits else sig)
+    signals = compute_signals(
+        cfg, strategies, splits.adjusted(uni.signal, sig) if splits else sig, lookahead_check
+    )
     combined = signals.combined
-    warm = signals.warmup
+    first = trade_start(idx, cfg.data.start)
+    warm = max(signals.warmup, first)
     tradable = sig["tradable"].to_numpy(bool, copy=True) if "tradable" in sig else np.ones(n, bool)
     # the regime gates' figures ([risk.bull]/[risk.bear] regime_*), the live stepper's to the bit;
     # the engine reads them only where it decides, so skipped bars need none
@@ -252,7 +291,8 @@ def run_backtest(
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
     basis = size_by_basis(cfg, bars, splits, engine)
-    cannot = never_sized(cfg, ohlc, idx, engine.notional)
+    traded_rows = {s: r[first:] for s, r in ohlc.items()} if first else ohlc  # not the pre-roll's prices
+    cannot = never_sized(cfg, traded_rows, idx[first:], engine.notional)
     events = split_events(splits, uni.traded, bars, idx)
     broker.stamp = engine.stamp  # fills carry the bar's Timestamp, made once per bar
     sessions = session_labels(idx)
@@ -319,6 +359,8 @@ def run_backtest(
     if n:
         engine.finish(int(keys[-1]))
     equity = engine.equity_log.frame(idx.tz)
+    if first:
+        equity = equity.iloc[first:]  # the pre-roll: flat at the starting cash, not part of the run
     if journal is not None:
         journal.equity_bulk(equity)
         journal.flush()
@@ -332,7 +374,18 @@ def run_backtest(
         stepped,
         basis,
         cannot,
+        first,
+        signals.checks,
     )
+
+
+def trade_start(idx: pd.DatetimeIndex, start: object) -> int:
+    """The first bar on or after `start` (a date; the session date for intraday bars): the bars
+    before it are pre-roll. 0 without a start."""
+    if start is None or not len(idx):
+        return 0
+    day = pd.Timestamp(start).normalize().value // _NS_PER_DAY
+    return int(np.searchsorted(session_labels(idx), day, "left"))
 
 
 def never_sized(

@@ -13,13 +13,24 @@ import math
 from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bot.signals.strategy import DIRECTION, REASON, Strategy
+from bot.signals.validate import (
+    LOOKAHEAD_SAMPLES,
+    SignalError,
+    WarmupDrift,
+    lookahead,
+    run_signals,
+    warmup_drift,
+)
 
 
-def check_plugin(name: str, extra_paths: Iterable[Path] = (), years: float = 6.0) -> list[str]:
+def check_plugin(
+    name: str, extra_paths: Iterable[Path] = (), years: float = 6.0, notes: list[str] | None = None
+) -> list[str]:
+    """The problems found (empty: all passed). `notes` (when given) receives the warm-up drift: how
+    far the indicators are from the full history's with only `warmup + 1` and `memory` bars."""
     from bot.data.synthetic import generate
     from bot.signals.plugins import PluginError, create
     from bot.signals.window import live_window
@@ -30,20 +41,11 @@ def check_plugin(name: str, extra_paths: Iterable[Path] = (), years: float = 6.0
         return [f"cannot build with default parameters: {exc}"]
     bars = generate(["SOXX"], "1d", "2015-01-02", years, seed=11)["SOXX"]
     problems: list[str] = []
-    try:
-        out = strat.signals(bars)
-    except Exception as exc:  # a plugin's own bug: report it, do not crash the checker
-        return [f"signals() raised {type(exc).__name__}: {exc}"]
-    if not out.index.equals(bars.index):
-        problems.append("output index differs from the bars' index")
-    for col in (DIRECTION, REASON):
-        if col not in out:
-            problems.append(f"output has no '{col}' column")
-    if problems:
-        return problems
+    try:  # the backtest's own checks (`bot/signals/validate.py`): shape, values, NaN policy
+        out = run_signals(name, strat, bars)
+    except SignalError as exc:
+        return [str(exc)]
     d = out[DIRECTION].to_numpy()
-    if not np.isin(d, (-1, 0, 1)).all():
-        problems.append("direction has values outside {-1, 0, +1}")
     w = strat.warmup
     if w < 0 or w >= len(bars):
         problems.append(f"warmup {w} is not a bar count within the data")
@@ -51,12 +53,18 @@ def check_plugin(name: str, extra_paths: Iterable[Path] = (), years: float = 6.0
         problems.append("direction is not 0 during warm-up")
     if (d[w:] != 0).sum() == 0:
         problems.append("never leaves 0 on 6 years of synthetic bars (check the rule)")
-    for k in (w + 5, len(bars) // 2, len(bars) - 7):
-        if 0 < k < len(bars):
-            head = strat.signals(bars.iloc[:k])[DIRECTION].to_numpy()
-            if not np.array_equal(head, d[:k]):
-                problems.append(f"look-ahead: signals on the first {k} bars differ from the full run")
-                break
+    try:
+        found = lookahead(name, strat, bars, out, samples=LOOKAHEAD_SAMPLES * 2)
+    except SignalError as exc:  # the plugin fails on a shorter history
+        return [*problems, str(exc)]
+    if found is not None:
+        problems.append(found.message(override=False))
+        return problems  # the live-window check would only restate it
+    if notes is not None:
+        for h in sorted({w + 1, strat.memory}):
+            drift: WarmupDrift | None = warmup_drift(name, strat, bars, out, h)
+            if drift is not None:
+                notes.append(drift.message())
     win = live_window([strat])
     for i in range(max(w, win), len(bars), max(1, (len(bars) - win) // 40)):
         last = strat.signals(bars.iloc[i - win + 1 : i + 1])[DIRECTION].iat[-1]
