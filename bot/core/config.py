@@ -439,7 +439,10 @@ class ServiceConfig(_Section):
         "bar so far, built from 1-minute bars; orders fill before the close, and backtests fill them at "
         "the day's close. 0 = decide at the close on the completed bar; orders fill at the next open.",
     )
-    flat_by_close: bool = Field(False, description="Close any position shortly before every close.")
+    flat_by_close: bool = Field(
+        False,
+        description="Close any position shortly before every close (live, and backtests on intraday bars).",
+    )
     flat_by_close_minutes: int = Field(
         5, ge=1, le=120, description="flat_by_close: minutes before the close; no decision is made after it."
     )

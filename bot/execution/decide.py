@@ -56,6 +56,10 @@ def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_pric
     if ref_price is None or not ref_price > 0:
         e.verdict("block", f"no entry into {symbol}: no price yet")
         return
+    late = e.entry_block or (e.close_guard.blocked(e.now) if e.close_guard is not None else None)
+    if late:  # flat by close: it would be held over the close (also a flip's pending half)
+        e.verdict("block", f"no entry into {symbol}: {late}", direction=e.last_dir)
+        return
     if e.decay is not None:
         blocked = e.decay.check(symbol, e.now.date())
         if blocked is not None:

@@ -47,6 +47,7 @@ from bot.execution.orders import OrderDesk
 from bot.execution.position import PendingOpen, Position
 from bot.journal.journal import Journal
 from bot.risk import stops
+from bot.risk.closing import CloseGuard
 from bot.risk.decay_gate import DecayGate
 from bot.risk.index import IndexRisk
 from bot.risk.limits import AccountLimits
@@ -139,6 +140,13 @@ class Engine:
         self.notional: set[str] = set()  # back-adjusted symbols, sized by notional (bot/data/basis.py)
         # the in-process broker may fill this bar's market orders at its close (daily, decided early)
         self._close_fills = bool(getattr(broker, "market_at_close", False))
+        # [service] flat_by_close on intraday bars: no entry that would be held over the close (read
+        # only where the engine decides); `entry_block` is a driver's own reason to refuse entries now
+        svc, tf = cfg.service, cfg.data.timeframe
+        self.close_guard = (
+            CloseGuard(svc.flat_by_close_minutes, tf) if svc.flat_by_close and tf != "1d" else None
+        )
+        self.entry_block: str | None = None
 
     def risk_of(self, symbol: str) -> RiskConfig:
         """The rules for a position in `symbol`: its side's, else [risk]."""
@@ -239,6 +247,15 @@ class Engine:
         self.pending_open = None
         if self.pos is not None and not self.pos.closing:
             self.close(self.pos, ExitReason.RISK, why)
+
+    def flat_by_close(self) -> None:
+        """`[service] flat_by_close`: close the position before the close, in backtests and live alike."""
+        if self.pos is not None and not self.pos.closing:
+            self.verdict(
+                "exit", "flat by close (leveraged products: no overnight hold)", symbol=self.pos.symbol
+            )
+            self.flatten("flat by close")
+        self.pending_open = None
 
     # -- the bar -----------------------------------------------------------------------------
     def step(
