@@ -76,6 +76,14 @@ def _load(config: Path | None, plugin_paths: list[Path] | None = None, **overrid
         from bot.core.config import resolve_paths
 
         cfg.plugins.paths = [*cfg.plugins.paths, *resolve_paths(plugin_paths, Path.cwd())]
+    if cfg.events.file is not None:  # a malformed events file stops every command before anything runs
+        from bot.data.errors import DataError
+        from bot.data.events import load_events
+
+        try:
+            load_events(cfg.events.file)
+        except DataError as exc:
+            raise _fail(str(exc)) from exc
     return cfg
 
 

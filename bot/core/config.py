@@ -488,6 +488,40 @@ def _default_strategies() -> list[StrategyConfig]:
     return [StrategyConfig(name="ma_cross", params={"fast": 20, "slow": 50, "kind": "sma"})]
 
 
+class EventPolicy(_Section):
+    """What to do around events of one kind (`[events.policy.<kind>]`)."""
+
+    sessions_before: int = Field(
+        1,
+        ge=0,
+        le=20,
+        description="The blackout starts at the open this many sessions before the event's session and "
+        "ends at the event (0 = only the event's own session up to it).",
+    )
+    action: Literal["no_entry", "reduce", "flat"] = Field(
+        "no_entry",
+        description="no_entry: no new entries in the blackout; reduce: entries sized x size_factor; "
+        "flat: no new entries and any position closed at the blackout's first decision.",
+    )
+    size_factor: float = Field(0.5, gt=0, le=1, description="action = reduce: the entry size multiplier.")
+
+
+class EventsConfig(_Section):
+    """An event calendar (earnings, FOMC, CPI, payrolls, ...) and blackouts around it, enforced by the
+    risk layer in backtests and live alike."""
+
+    file: Path | None = Field(
+        None,
+        description="CSV with header date,time,kind,symbol,note (see README, Events); a relative path is "
+        "read from the config's directory. None = no event calendar.",
+    )
+    policy: dict[str, EventPolicy] = Field(
+        default_factory=dict,
+        description="Per event kind (the CSV's `kind`), e.g. [events.policy.fomc]; a kind without a policy "
+        "is shown but does not block.",
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration. Load with `load_config(path)`."""
 
@@ -507,6 +541,7 @@ class Settings(BaseSettings):
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     leveraged: LeveragedConfig = Field(default_factory=LeveragedConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
 
     toml_file: ClassVar[Path | None] = None
 
@@ -607,12 +642,15 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         cfg.plugins.paths = resolve_paths(cfg.plugins.paths, toml_file.resolve().parent)
     if toml_file is not None and cfg.leveraged.rates_file is not None and RATES_FILE_ENV not in os.environ:
         cfg.leveraged.rates_file = resolve_paths([cfg.leveraged.rates_file], toml_file.resolve().parent)[0]
+    if toml_file is not None and cfg.events.file is not None and EVENTS_FILE_ENV not in os.environ:
+        cfg.events.file = resolve_paths([cfg.events.file], toml_file.resolve().parent)[0]
     # Return a plain Settings so callers do not see the helper class.
     return Settings.model_construct(**{k: getattr(cfg, k) for k in Settings.model_fields})
 
 
 PLUGIN_PATHS_ENV = "SOXBOT_PLUGINS__PATHS"
 RATES_FILE_ENV = "SOXBOT_LEVERAGED__RATES_FILE"
+EVENTS_FILE_ENV = "SOXBOT_EVENTS__FILE"
 
 
 def resolve_paths(paths: list[Path], base: Path) -> list[Path]:

@@ -68,4 +68,4 @@ def exit_filled(e: Engine, f: OrderFilled, intent: OrderIntent | None) -> None:
         e.pending_open = None
         bar = e._bars.get(p.symbol)
         ref = bar[3 if e._close_fills else 0] if bar is not None else e.last_close.get(p.symbol)
-        open_(e, p.symbol, p.signal_ts, p.reason, ref)
+        open_(e, p.symbol, p.signal_ts, p.reason, ref, on_fill=True)

@@ -49,6 +49,7 @@ from bot.journal.journal import Journal
 from bot.risk import stops
 from bot.risk.closing import CloseGuard
 from bot.risk.decay_gate import DecayGate
+from bot.risk.events import EventGuard
 from bot.risk.index import IndexRisk
 from bot.risk.limits import AccountLimits
 from bot.risk.sides import risk_for
@@ -147,6 +148,10 @@ class Engine:
             CloseGuard(svc.flat_by_close_minutes, tf) if svc.flat_by_close and tf != "1d" else None
         )
         self.entry_block: str | None = None
+        # [events]: blackouts around earnings and macro releases (bot/risk/events.py); `_event_flat` is
+        # True only on a session a `flat` blackout overlaps, the one per-bar check it costs
+        self.events = EventGuard.for_settings(cfg)
+        self._event_flat = False
 
     def risk_of(self, symbol: str) -> RiskConfig:
         """The rules for a position in `symbol`: its side's, else [risk]."""
@@ -314,6 +319,8 @@ class Engine:
         self._mark(ts, equity, cash, pos_value)
         if self.limits.on:
             self._risk_checks(equity)
+        if self._event_flat and self.pos is not None and not self.pos.closing:
+            self._event_exit(ts)
         if direction is not None and direction != self.last_dir:
             decide(self, self.now, direction, tradable, reason, regime)
         if self._close_fills:
@@ -338,8 +345,17 @@ class Engine:
         if self.journal_equity and self.journal is not None:
             self.journal.equity(EquityPoint(self.now, equity, cash, pos_value))
 
+    def _event_exit(self, ts: pd.Timestamp | int) -> None:
+        """A `flat` event blackout has begun: close the position (journaled with the event)."""
+        w = self.events.flat_due(self.events.decision_ns(ts, self.session))  # type: ignore[union-attr,arg-type]
+        if w is not None and self.pos is not None:
+            self.verdict("exit", w.describe(), symbol=self.pos.symbol, event=w.event.label)
+            self.flatten(f"event blackout: {w.event.label}")
+
     def _new_session(self, session: int) -> None:
         self.session = session
+        if self.events is not None:
+            self._event_flat = self.events.flat_today(session)
         self.limits.day_start_equity = self.equity_now
         if self.pos is not None and self.n_bars > 1:
             self.pos.sessions += 1

@@ -25,11 +25,12 @@ from bot.core.config import Settings
 from bot.core.events import Trade
 from bot.core.ids import strategy_set_id
 from bot.data.basis import Basis, price_basis
+from bot.data.calendar import timeframe_delta
 from bot.data.splits import Split, SplitTable, table_for
 from bot.data.tape import Tape
 from bot.execution.engine import Engine
 from bot.journal.journal import Journal
-from bot.risk.closing import flat_bars
+from bot.risk.closing import cutoffs, flat_bars
 from bot.risk.sides import risk_for
 from bot.risk.sizable import Unsizable, sides, unsizable
 from bot.run.eventskip import EventDriver
@@ -269,6 +270,8 @@ def run_backtest(
         events_flat = np.flatnonzero(flat).tolist()
     else:
         flat, events_flat = None, []
+    if engine.events is not None:  # the first bar of each `flat` event blackout is always stepped
+        events_flat += engine.events.flat_starts(decision_times(cfg, idx))
     n_min = cfg.service.flat_by_close_minutes
     late_msg = f"flat by close: no entry from the session's flat bar on ({n_min} min before the close)"
     step = engine.step
@@ -348,6 +351,16 @@ def run_backtest(
         basis,
         cannot,
     )
+
+
+def decision_times(cfg: Settings, idx: pd.DatetimeIndex) -> np.ndarray:
+    """When each bar's decision is made (UTC ns): an intraday bar's end; a daily bar's close less
+    `[service] daily_decision_offset_minutes`, as `EventGuard.decision_ns` computes it per bar."""
+    if cfg.data.timeframe != "1d":
+        return idx.as_unit("ns").asi8 + int(timeframe_delta(cfg.data.timeframe).value)
+    days = session_labels(idx)
+    labels = pd.DatetimeIndex(days * _NS_PER_DAY)
+    return cutoffs(labels, cfg.service.daily_decision_offset_minutes)
 
 
 def late_bars(cfg: Settings, idx: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray] | None:
