@@ -396,6 +396,7 @@ def status(
     from functools import partial
 
     from bot.run.position_attribution import position_lines
+    from bot.run.service.events_status import event_lines
     from bot.run.service.status import status_report
 
     cfg = _load(config)
@@ -409,7 +410,14 @@ def status(
             typer.echo(f"(broker clock not read, showing wall-clock times: {type(exc).__name__})", err=True)
     try:
         typer.echo(
-            status_report(p, broker=broker, now=now, clock=clock, attribution=partial(position_lines, cfg))
+            status_report(
+                p,
+                broker=broker,
+                now=now,
+                clock=clock,
+                attribution=partial(position_lines, cfg),
+                events=partial(event_lines, cfg),
+            )
         )
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from exc

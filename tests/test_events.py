@@ -206,3 +206,52 @@ def test_flat_policy_holds_nothing_into_the_fomc_statement_on_5m_bars():
     eq0 = run_backtest(cfg, strategies, {"SOXL": df}).equity["position_value"]
     assert sum(eq0.loc[t - pd.Timedelta(minutes=5)] != 0 for t in fomc) > 0  # without it, some are held
     assert np.isfinite(eq.to_numpy()).all()
+
+
+# -- status countdown and the backtest's event-day figures ---------------------------------------------
+def test_status_counts_down_to_the_next_event_and_shows_a_blackout_in_force():
+    from bot.run.service.events_status import event_lines
+
+    cfg = load_config()
+    cfg.events.file = EVENTS
+    cfg.events.policy = {"fomc": EventPolicy(sessions_before=1, action="no_entry")}
+    before = "\n".join(event_lines(cfg, ny("2024-09-13 12:00").to_pydatetime()))  # a Friday
+    assert "fomc 2024-09-18 14:00" in before and "in 3 sessions" in before  # Mon, Tue, Wed
+    assert "blackout from Tue 2024-09-17 09:30 EDT (no_entry)" in before
+    assert "BLACKOUT NOW" not in before
+    during = "\n".join(event_lines(cfg, ny("2024-09-17 10:00").to_pydatetime()))
+    assert "BLACKOUT NOW until Wed 2024-09-18 14:00 EDT" in during and "in 1 session," in during
+    cfg.events.file = None
+    assert event_lines(cfg, ny("2024-09-17 10:00").to_pydatetime()) == []
+
+
+@need_data
+def test_backtest_summary_compares_event_days_with_the_rest(tmp_path):
+    import json
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[data]\nsource = "csv"\ndir = "{DATA}"\nstart = "2022-01-03"\nend = "2025-12-31"\n'
+        '[universe]\nsignal = "SOXX"\n'
+        f'[events]\nfile = "{EVENTS}"\n[events.policy.fomc]\nsessions_before = 1\n'
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "backtest", "--config", str(cfg), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    ev = json.loads((tmp_path / "o" / "summary.json").read_text())["events"]
+    # independent: SOXX close-to-close returns and gaps on the file's FOMC days (all in regular hours)
+    px = pd.read_csv(DATA / "SOXX_1d.csv", index_col=0, parse_dates=True).loc["2022-01-03":"2025-12-31"]
+    prev = px.close.shift(1)
+    ret, gap = (px.close / prev - 1).to_numpy(), (px.open / prev - 1).to_numpy()
+    days = pd.read_csv(EVENTS, comment="#").date.astype("datetime64[ns]")
+    on = px.index.isin(days) & ~np.isnan(ret)
+    rest = ~px.index.isin(days) & ~np.isnan(ret)
+    assert ev["fomc"]["sessions"] == px.index.isin(days).sum() == 32
+    assert ev["fomc"]["SOXX"]["mean_return"] == pytest.approx(ret[on].mean(), rel=1e-9)
+    assert ev["fomc"]["SOXX"]["mean_abs_gap"] == pytest.approx(np.abs(gap[on]).mean(), rel=1e-9)
+    assert ev["rest"]["SOXX"]["mean_return"] == pytest.approx(ret[rest].mean(), rel=1e-9)
+    assert ev["rest"]["SOXX"]["share_gap_over_2pct"] == pytest.approx((np.abs(gap[rest]) > 0.02).mean())

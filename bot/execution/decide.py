@@ -75,6 +75,7 @@ def open_(
         at = (ev.fill_ns if on_fill else ev.decision_ns)(e._now, e.session)  # type: ignore[arg-type]
         blocked, factor, why_smaller = ev.entry(at)
         if blocked:
+            e.event_blocks += 1
             e.verdict("block", f"no entry into {symbol}: {blocked}", direction=e.last_dir)
             return
     if e.decay is not None:

@@ -152,6 +152,7 @@ class Engine:
         # True only on a session a `flat` blackout overlaps, the one per-bar check it costs
         self.events = EventGuard.for_settings(cfg)
         self._event_flat = False
+        self.event_blocks = 0  # entries refused by a blackout (the backtest's summary)
 
     def risk_of(self, symbol: str) -> RiskConfig:
         """The rules for a position in `symbol`: its side's, else [risk]."""

@@ -42,6 +42,8 @@ def write_outputs(
     None: loaded here, a problem only noted."""
     from bot.data.calendar import bars_per_year
     from bot.report.attribution import attribute_backtest, journal_attribution, panel_html
+    from bot.report.events import event_stats
+    from bot.report.events import panel_html as events_html
     from bot.report.metrics import summarize
     from bot.report.report import write_report
 
@@ -85,6 +87,10 @@ def write_outputs(
     summary["warnings"] = [u.message(frac) for u in result.unsizable]
     summary["unsizable"] = [u.as_dict(frac) for u in result.unsizable]
     summary["entries_blocked_size_0"] = dict(result.engine.size_zero)
+    ev_syms = list(dict.fromkeys([cfg.universe.signal, *cfg.universe.traded]))
+    ev_guard = result.engine.events
+    summary["events"] = event_stats(ev_guard.events, bars, eq, ev_syms) if ev_guard is not None else {}
+    summary["entries_blocked_by_events"] = result.engine.event_blocks
     summary = _clean(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     uni = cfg.universe
@@ -111,6 +117,9 @@ def write_outputs(
             *(f"price basis: {b.statement}" for b in result.basis.values()),
             *[f"entries blocked at size 0: {n} into {sym}" for sym, n in result.engine.size_zero.items()],
         ],
-        sections=[("Decay and carry (leveraged funds)", panel_html(attribution))],
+        sections=[
+            ("Decay and carry (leveraged funds)", panel_html(attribution)),
+            ("Event days against the rest", events_html(summary["events"], ev_syms)),
+        ],
     )
     return summary

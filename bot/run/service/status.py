@@ -214,11 +214,13 @@ def status_report(
     n_next: int = 5,
     clock: str | None = None,
     attribution: Attribute | None = None,
+    events: Callable[[dt.datetime], list[str]] | None = None,
 ) -> str:
     """The text `soxbot status` prints. `now` is the time the bot lives on: the broker's clock when
     it runs against one (the sandbox's simulated date in a rehearsal), named by `clock`.
     `attribution(positions, last mark time, the run's config)`: lines shown under the positions (the
-    decay and carry of leveraged funds, bot/run/position_attribution.py)."""
+    decay and carry of leveraged funds, bot/run/position_attribution.py); `events(now)`: the event
+    calendar's lines (bot/run/service/events_status.py)."""
     now = now or dt.datetime.now(UTC)
     path = Path(journal_path)
     db = _connect(path)
@@ -226,6 +228,8 @@ def status_report(
         lines = _report(db, path, broker, scheduler_info, now, n_next, attribution)
     finally:
         db.close()
+    if events is not None:  # the event calendar's countdown ([events] file)
+        lines += events(now)
     if clock:
         lines.insert(1, f"clock: {clock}, now {now.astimezone(NY):%a %Y-%m-%d %H:%M %Z}")
     return "\n".join(lines)
