@@ -522,6 +522,33 @@ class EventsConfig(_Section):
     )
 
 
+class HedgeConfig(_Section):
+    """SOXS as a hedge for semiconductor holdings (`soxbot hedge`, and hedge mode in the engine)."""
+
+    holdings: str = Field(
+        "",
+        description='Holdings to hedge: a CSV file (symbol,quantity), SYM=QTY,... inline, or "broker" '
+        "(the broker's positions outside the bot's own symbols). Empty = no hedge mode.",
+    )
+    instrument: str = Field("SOXS", min_length=1, description="The inverse fund the hedge holds.")
+    index: str = Field("SOXX", min_length=1, description="The index proxy the betas are measured against.")
+    beta_window: int = Field(60, ge=20, le=1000, description="Sessions of daily returns per beta.")
+    ratio: float = Field(
+        1.0, gt=0, le=2, description="Hedge ratio: the share of the beta-weighted exposure to offset."
+    )
+    mode: Literal["always", "on_bear_signal"] = Field(
+        "always",
+        description="always: hold the hedge; on_bear_signal: only while the combined direction is -1.",
+    )
+    band: float = Field(
+        0.10,
+        gt=0,
+        lt=1,
+        description="Rebalance when the hedge's notional is off its target by more than this.",
+    )
+    min_trade: float = Field(500.0, ge=0, description="Smallest rebalance, in dollars.")
+
+
 class Settings(BaseSettings):
     """The whole configuration. Load with `load_config(path)`."""
 
@@ -542,6 +569,7 @@ class Settings(BaseSettings):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     leveraged: LeveragedConfig = Field(default_factory=LeveragedConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)
+    hedge: HedgeConfig = Field(default_factory=HedgeConfig)
 
     toml_file: ClassVar[Path | None] = None
 
