@@ -76,14 +76,20 @@ def _load(config: Path | None, plugin_paths: list[Path] | None = None, **overrid
         from bot.core.config import resolve_paths
 
         cfg.plugins.paths = [*cfg.plugins.paths, *resolve_paths(plugin_paths, Path.cwd())]
-    if cfg.events.file is not None:  # a malformed events file stops every command before anything runs
-        from bot.data.errors import DataError
-        from bot.data.events import load_events
+    from bot.data.errors import DataError
 
-        try:
+    hold = cfg.hedge.holdings.strip()
+    try:  # a malformed events or holdings file stops every command before anything runs
+        if cfg.events.file is not None:
+            from bot.data.events import load_events
+
             load_events(cfg.events.file)
-        except DataError as exc:
-            raise _fail(str(exc)) from exc
+        if hold and hold.lower() != "broker":
+            from bot.data.holdings import parse_holdings
+
+            parse_holdings(hold)
+    except DataError as exc:
+        raise _fail(f"{exc} ({'[hedge] holdings' if 'olding' in str(exc) else '[events] file'})") from exc
     return cfg
 
 

@@ -571,6 +571,15 @@ class Settings(BaseSettings):
     events: EventsConfig = Field(default_factory=EventsConfig)
     hedge: HedgeConfig = Field(default_factory=HedgeConfig)
 
+    @model_validator(mode="after")
+    def _hedge_is_its_own_position(self) -> Settings:
+        if self.hedge.holdings.strip() and self.universe.bear == self.hedge.instrument:
+            raise ValueError(
+                f'hedge mode holds {self.hedge.instrument} itself: set [universe] bear = "" (direction -1 '
+                'then means flat for the strategy, and the hedge for mode = "on_bear_signal")'
+            )
+        return self
+
     toml_file: ClassVar[Path | None] = None
 
     @classmethod
@@ -632,6 +641,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             hint = f" Did you mean '{close[0]}'?" if close else ""
             fix = f" Known keys here: {', '.join(known)}." if known else ""
             lines.append(f"  - {key}: unknown key.{hint}{fix} Fix: remove or rename it.")
+            continue
+        if not loc:  # a rule across sections: its message names the keys and the fix
+            lines.append(f"  - {msg.removeprefix('Value error, ')}.")
             continue
         got = err.get("input")
         got_s = "" if isinstance(got, dict) else f" (got {got!r})"

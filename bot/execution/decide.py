@@ -49,6 +49,11 @@ def decide(
     if e.pos is not None:  # closing: open once the close has filled (never hold both)
         e.pending_open = PendingOpen(target, ts, reason)
         return
+    h = e.hedge
+    if h is not None and target == e.bull and (h.qty > 0 or h.working):  # never beside the hedge
+        e.pending_open = PendingOpen(target, ts, reason)
+        e.verdict("hedge", f"entry into {target} waits for the {h.symbol} hedge to be closed", direction=d)
+        return
     open_(e, target, ts, reason, e.last_close.get(target))
 
 

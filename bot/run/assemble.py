@@ -51,6 +51,12 @@ def load_market(cfg: Settings) -> tuple[dict[str, pd.DataFrame], bool]:
     """
     from bot.data.load import load_bars
 
-    loaded = load_bars(cfg.data, cfg.universe.symbols)
+    symbols = list(cfg.universe.symbols)
+    if cfg.hedge.holdings.strip() and cfg.hedge.holdings.strip().lower() != "broker":  # hedge mode's bars
+        from bot.data.holdings import parse_holdings
+
+        extra = [*parse_holdings(cfg.hedge.holdings), cfg.hedge.index, cfg.hedge.instrument]
+        symbols += [s for s in extra if s not in symbols]
+    loaded = load_bars(cfg.data, symbols)
     bars = {sym: df for sym, (df, _report) in loaded.items()}
     return bars, cfg.data.source == "synthetic"

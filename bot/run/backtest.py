@@ -253,6 +253,13 @@ def run_backtest(
     broker = SimBroker.from_settings(cfg)
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
+    if engine.hedge is not None:  # hedge mode: the holdings, index and fund bars reach the engine each bar
+        every_bar = True
+        for sym in engine.hedge.symbols_needed:
+            if sym not in uni.traded:
+                df = bars[sym] if bars[sym].index.equals(idx) else bars[sym].reindex(idx)
+                rows = _ohlc_rows(df)
+                present.append((sym, rows, ~np.isnan(rows[:, 3])))
     basis = size_by_basis(cfg, bars, splits, engine)
     cannot = never_sized(cfg, ohlc, idx, engine.notional)
     events = split_events(splits, uni.traded, bars, idx)

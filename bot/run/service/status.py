@@ -312,6 +312,9 @@ def _report(
 
     # locks
     lines.append("locks: " + _locks(db, run_id, last_ts))
+    hedge = db.execute("SELECT value FROM state WHERE key='hedge'").fetchone()
+    if hedge is not None and hedge["value"]:
+        lines.append(_hedge_line(json.loads(hedge["value"])))
 
     # data freshness
     if last_ts is None:
@@ -325,6 +328,20 @@ def _report(
             f"age {_age((now - end_t).total_seconds())}{note}"
         )
     return lines
+
+
+def _hedge_line(h: dict[str, Any]) -> str:
+    """Hedge mode's figures as the engine left them (`state` row `hedge`, bot/execution/hedge.py)."""
+
+    def pct(x: Any) -> str:
+        return "n/a" if x is None else f"{x:+.1%}"
+
+    ratio = "n/a" if h.get("ratio") is None else f"{h['ratio']:.2f}"
+    return (
+        f"hedge: {h.get('qty', 0):g} {h.get('symbol', '')}, ratio {ratio} of the beta-weighted exposure, "
+        f"drift {pct(h.get('drift'))} from target {h.get('target', 0):,.0f}, cost so far "
+        f"{h.get('cost_so_far', 0):,.2f} ({h.get('rebalances', 0)} trades; as of {h.get('at', '?')})"
+    )
 
 
 def _locks(db: sqlite3.Connection, run_id: int, last_ts: str | None) -> str:
