@@ -66,7 +66,7 @@ def _hedge_rows(j: Journal) -> pd.DataFrame:
 
 def test_rebalances_exactly_when_an_independent_drift_leaves_the_band(tmp_path):
     cfg = _cfg()
-    eng, j, bars = _run(cfg, tmp_path / "bt.db")
+    _, j, bars = _run(cfg, tmp_path / "bt.db")
     fills = j.query("SELECT ts, side, qty FROM fills WHERE symbol='SOXS' ORDER BY rowid")
     orders = j.query("SELECT ts FROM orders WHERE symbol='SOXS' AND intent='hedge' ORDER BY rowid")
     assert len(orders) >= 20
@@ -106,7 +106,7 @@ def test_rebalances_exactly_when_an_independent_drift_leaves_the_band(tmp_path):
 
 def test_never_beside_soxl_and_waits_for_the_hedge_to_close(tmp_path):
     cfg = _cfg(bull="SOXL", mode="always", cash=300_000)
-    eng, j, _ = _run(cfg, tmp_path / "bt.db")
+    _, j, _ = _run(cfg, tmp_path / "bt.db")
     fills = j.query("SELECT ts, symbol, side, qty FROM fills ORDER BY rowid")
     held = {"SOXL": 0.0, "SOXS": 0.0}
     both = []
@@ -157,3 +157,22 @@ def test_hedge_mode_refuses_the_bear_side_on_the_same_fund(tmp_path):
     f.write_text('[universe]\nbear = "SOXS"\n[hedge]\nholdings = "NVDA=10"\n')
     with pytest.raises(ConfigError, match='set \\[universe\\] bear = ""'):
         load_config(f)
+
+
+def test_every_hedge_trade_is_alerted(tmp_path):
+    from bot.run.service.alerts import engine_alert
+
+    cfg = _cfg(bull="SOXL", cash=300_000)
+    seen: list = []
+    bars, _ = load_market(cfg)  # the in-process live driver, journal as it runs
+    strategies = [create(s.name, s.params) for s in cfg.strategies]
+    j = Journal(tmp_path / "live.db", buffered=True)
+    j.start_run("paper", set_id_for(cfg), {})
+    eng = run_replay(cfg, strategies, bars, SimBroker.from_settings(cfg), j, live_window(strategies))
+    del eng
+    j.flush()
+    for _, r in _hedge_rows(j).iterrows():
+        if r.reason.startswith("hedge waits"):  # warming up its betas: journaled, not a message
+            continue
+        seen.append(engine_alert("risk", {"action": "hedge", "reason": r.reason}))
+    assert seen and all(a is not None and a.event == "fill" and a.text.startswith("HEDGE: ") for a in seen)

@@ -149,9 +149,12 @@ class HedgeBook:
         )
 
     def _bull_on(self, e: Engine) -> bool:
-        pos, p = e.pos, e.pending_open
-        return bool(self.bull) and (
-            (pos is not None and pos.symbol == self.bull) or (p is not None and p.symbol == self.bull)
+        """The bull fund is held, waited for, or its entry order is on its way (not filled yet)."""
+        pos, p, bull = e.pos, e.pending_open, self.bull
+        return bool(bull) and (
+            (pos is not None and pos.symbol == bull)
+            or (p is not None and p.symbol == bull)
+            or any(o.symbol == bull and o.intent is Intent.OPEN for o in e.orders.values())
         )
 
     def _afford(self, e: Engine, q: float, price: float) -> tuple[float, str]:
