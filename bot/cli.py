@@ -79,7 +79,7 @@ def _load(config: Path | None, plugin_paths: list[Path] | None = None, **overrid
     from bot.data.errors import DataError
 
     hold = cfg.hedge.holdings.strip()
-    try:  # a malformed events or holdings file stops every command before anything runs
+    try:  # a malformed events file or [hedge] holdings stops every command before anything runs
         if cfg.events.file is not None:
             from bot.data.events import load_events
 
@@ -89,7 +89,7 @@ def _load(config: Path | None, plugin_paths: list[Path] | None = None, **overrid
 
             parse_holdings(hold)
     except DataError as exc:
-        raise _fail(f"{exc} ({'[hedge] holdings' if 'olding' in str(exc) else '[events] file'})") from exc
+        raise _fail(str(exc)) from exc
     return cfg
 
 

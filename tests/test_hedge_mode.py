@@ -176,3 +176,16 @@ def test_every_hedge_trade_is_alerted(tmp_path):
             continue
         seen.append(engine_alert("risk", {"action": "hedge", "reason": r.reason}))
     assert seen and all(a is not None and a.event == "fill" and a.text.startswith("HEDGE: ") for a in seen)
+
+
+def test_a_hedge_that_cannot_be_bought_is_said_once(tmp_path):
+    """Whole shares of SOXS on its back-adjusted prices (millions a share in 2017) cannot make the hedge
+    until the price has fallen below the target: said once, and no order before."""
+    cfg = _cfg()
+    cfg.risk.fractional = False
+    _, j, _ = _run(cfg, tmp_path / "bt.db")
+    said = _hedge_rows(j)
+    said = said[said.reason.str.startswith("hedge cannot be bought")]
+    assert len(said) == 1 and "SOXS at " in said.reason.iat[0]
+    first = j.query("SELECT min(ts) AS t FROM orders WHERE symbol='SOXS'").t.iat[0]
+    assert first is None or first > said.ts.iat[0]

@@ -57,6 +57,7 @@ class HedgeBook:
         self.cost = 0.0  # dollars short of L x the index while held
         self.rebalances = 0
         self._mark: tuple[float, float] | None = None  # (fund, index) close at the last mark
+        self.unsized_said = False  # "one share costs more than the target": said once
         self.ratio_now = float("nan")
         self.drift_now = float("nan")
         self.target_now = 0.0
@@ -133,6 +134,13 @@ class HedgeBook:
             qty, note = self._afford(e, target / price, price)
             if qty * price >= max(self.cfg.min_trade, 1e-9):
                 self._trade(e, qty, price, f"hedge on: target {target:,.0f} (ratio {self.cfg.ratio:g}){note}")
+            elif not self.unsized_said:
+                self.unsized_said = True
+                e.verdict(
+                    "hedge",
+                    f"hedge cannot be bought: target {target:,.0f}, {self.symbol} at {price:,.2f}, cash "
+                    f"{e.cash:,.0f}, min_trade {self.cfg.min_trade:,.0f} (whole shares unless fractional)",
+                )
             return
         if abs(self.drift_now) <= self.cfg.band:
             return
