@@ -76,6 +76,20 @@ def _load(config: Path | None, plugin_paths: list[Path] | None = None, **overrid
         from bot.core.config import resolve_paths
 
         cfg.plugins.paths = [*cfg.plugins.paths, *resolve_paths(plugin_paths, Path.cwd())]
+    from bot.data.errors import DataError
+
+    hold = cfg.hedge.holdings.strip()
+    try:  # a malformed events file or [hedge] holdings stops every command before anything runs
+        if cfg.events.file is not None:
+            from bot.data.events import load_events
+
+            load_events(cfg.events.file)
+        if hold and hold.lower() != "broker":
+            from bot.data.holdings import parse_holdings
+
+            parse_holdings(hold)
+    except DataError as exc:
+        raise _fail(str(exc)) from exc
     return cfg
 
 
@@ -608,6 +622,7 @@ def status(
     from functools import partial
 
     from bot.run.position_attribution import position_lines
+    from bot.run.service.events_status import event_lines
     from bot.run.service.status import status_report
 
     cfg = _load(config)
@@ -621,7 +636,14 @@ def status(
             typer.echo(f"(broker clock not read, showing wall-clock times: {type(exc).__name__})", err=True)
     try:
         typer.echo(
-            status_report(p, broker=broker, now=now, clock=clock, attribution=partial(position_lines, cfg))
+            status_report(
+                p,
+                broker=broker,
+                now=now,
+                clock=clock,
+                attribution=partial(position_lines, cfg),
+                events=partial(event_lines, cfg),
+            )
         )
     except FileNotFoundError as exc:
         raise _fail(str(exc)) from exc
@@ -660,6 +682,72 @@ def _alpaca_view(cfg: Settings) -> _AlpacaView | None:
         return None
     client = TradingClient(key, secret, paper=not cfg.broker.live, url_override=cfg.broker.base_url)
     return _AlpacaView(harden(client, 10.0))
+
+
+@app.command()
+def hedge(
+    holdings: Annotated[
+        str | None,
+        typer.Option(
+            help='Holdings: SYM=QTY,... (e.g. NVDA=100,AMD=250), a CSV file (symbol,quantity), or "broker" '
+            "(the broker's positions outside the bot's symbols). Default: [hedge] holdings."
+        ),
+    ] = None,
+    ratio: Annotated[
+        float | None, typer.Option(min=0.01, max=2.0, help="Hedge ratio (default [hedge] ratio).")
+    ] = None,
+    window: Annotated[
+        int | None,
+        typer.Option(min=20, max=1000, help="Sessions per beta (default [hedge] beta_window, 60)."),
+    ] = None,
+    index: Annotated[
+        str | None, typer.Option(help="Index proxy for the betas (default [hedge] index, SOXX).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Directory of {SYMBOL}_1d.csv; implies source=csv.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    html: Annotated[Path | None, typer.Option(help="Also write an HTML page with the plots here.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Size SOXS as a hedge for semiconductor holdings: betas, notional and shares, expected cost per
+    week and month, drift per 1% index move, the rebalance band, and a backtest with and without it."""
+    import json
+
+    from bot.data.errors import DataError
+    from bot.data.holdings import parse_holdings
+    from bot.run.hedge_cmd import analyse, broker_holdings, render
+
+    cfg = _load(config)
+    if data_dir is not None:
+        cfg.data.source = "csv"
+        cfg.data.dir = data_dir
+    if index is not None:
+        cfg.hedge.index = index.upper()
+    text = holdings if holdings is not None else cfg.hedge.holdings
+    try:
+        if text.strip().lower() == "broker":
+            view = _alpaca_view(cfg) if cfg.broker.kind == "alpaca" else None
+            if view is None:
+                raise _fail(
+                    'holdings "broker" needs [broker] kind = "alpaca" and its keys. Fix: set them, '
+                    "or pass --holdings SYM=QTY,..."
+                )
+            own = {*cfg.universe.symbols, cfg.hedge.instrument, cfg.hedge.index}
+            held = broker_holdings(view.positions(), own)
+        else:
+            held = parse_holdings(text)
+        report, plots = analyse(cfg, held, ratio, window)
+    except (DataError, ConfigError) as exc:
+        raise _fail(str(exc)) from exc
+    table = render(report)
+    typer.echo(json.dumps(report, indent=2) if as_json else table)
+    if html is not None:
+        from bot.report.hedge_page import write_hedge_page
+
+        write_hedge_page(html, report, table, plots)
+        if not as_json:
+            typer.echo(f"wrote {html}")
 
 
 @app.command()

@@ -439,7 +439,10 @@ class ServiceConfig(_Section):
         "bar so far, built from 1-minute bars; orders fill before the close, and backtests fill them at "
         "the day's close. 0 = decide at the close on the completed bar; orders fill at the next open.",
     )
-    flat_by_close: bool = Field(False, description="Close any position shortly before every close.")
+    flat_by_close: bool = Field(
+        False,
+        description="Close any position shortly before every close (live, and backtests on intraday bars).",
+    )
     flat_by_close_minutes: int = Field(
         5, ge=1, le=120, description="flat_by_close: minutes before the close; no decision is made after it."
     )
@@ -485,6 +488,67 @@ def _default_strategies() -> list[StrategyConfig]:
     return [StrategyConfig(name="ma_cross", params={"fast": 20, "slow": 50, "kind": "sma"})]
 
 
+class EventPolicy(_Section):
+    """What to do around events of one kind (`[events.policy.<kind>]`)."""
+
+    sessions_before: int = Field(
+        1,
+        ge=0,
+        le=20,
+        description="The blackout starts at the open this many sessions before the event's session and "
+        "ends at the event (0 = only the event's own session up to it).",
+    )
+    action: Literal["no_entry", "reduce", "flat"] = Field(
+        "no_entry",
+        description="no_entry: no new entries in the blackout; reduce: entries sized x size_factor; "
+        "flat: no new entries and any position closed at the blackout's first decision.",
+    )
+    size_factor: float = Field(0.5, gt=0, le=1, description="action = reduce: the entry size multiplier.")
+
+
+class EventsConfig(_Section):
+    """An event calendar (earnings, FOMC, CPI, payrolls, ...) and blackouts around it, enforced by the
+    risk layer in backtests and live alike."""
+
+    file: Path | None = Field(
+        None,
+        description="CSV with header date,time,kind,symbol,note (see README, Events); a relative path is "
+        "read from the config's directory. None = no event calendar.",
+    )
+    policy: dict[str, EventPolicy] = Field(
+        default_factory=dict,
+        description="Per event kind (the CSV's `kind`), e.g. [events.policy.fomc]; a kind without a policy "
+        "is shown but does not block.",
+    )
+
+
+class HedgeConfig(_Section):
+    """SOXS as a hedge for semiconductor holdings (`soxbot hedge`, and hedge mode in the engine)."""
+
+    holdings: str = Field(
+        "",
+        description='Holdings to hedge: a CSV file (symbol,quantity), SYM=QTY,... inline, or "broker" '
+        "(the broker's positions outside the bot's own symbols). Empty = no hedge mode.",
+    )
+    instrument: str = Field("SOXS", min_length=1, description="The inverse fund the hedge holds.")
+    index: str = Field("SOXX", min_length=1, description="The index proxy the betas are measured against.")
+    beta_window: int = Field(60, ge=20, le=1000, description="Sessions of daily returns per beta.")
+    ratio: float = Field(
+        1.0, gt=0, le=2, description="Hedge ratio: the share of the beta-weighted exposure to offset."
+    )
+    mode: Literal["always", "on_bear_signal"] = Field(
+        "always",
+        description="always: hold the hedge; on_bear_signal: only while the combined direction is -1.",
+    )
+    band: float = Field(
+        0.10,
+        gt=0,
+        lt=1,
+        description="Rebalance when the hedge's notional is off its target by more than this.",
+    )
+    min_trade: float = Field(500.0, ge=0, description="Smallest rebalance, in dollars.")
+
+
 class Settings(BaseSettings):
     """The whole configuration. Load with `load_config(path)`."""
 
@@ -504,6 +568,17 @@ class Settings(BaseSettings):
     service: ServiceConfig = Field(default_factory=ServiceConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     leveraged: LeveragedConfig = Field(default_factory=LeveragedConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    hedge: HedgeConfig = Field(default_factory=HedgeConfig)
+
+    @model_validator(mode="after")
+    def _hedge_is_its_own_position(self) -> Settings:
+        if self.hedge.holdings.strip() and self.universe.bear == self.hedge.instrument:
+            raise ValueError(
+                f'hedge mode holds {self.hedge.instrument} itself: set [universe] bear = "" (direction -1 '
+                'then means flat for the strategy, and the hedge for mode = "on_bear_signal")'
+            )
+        return self
 
     toml_file: ClassVar[Path | None] = None
 
@@ -567,6 +642,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
             fix = f" Known keys here: {', '.join(known)}." if known else ""
             lines.append(f"  - {key}: unknown key.{hint}{fix} Fix: remove or rename it.")
             continue
+        if not loc:  # a rule across sections: its message names the keys and the fix
+            lines.append(f"  - {msg.removeprefix('Value error, ')}.")
+            continue
         got = err.get("input")
         got_s = "" if isinstance(got, dict) else f" (got {got!r})"
         owner = _section_model(loc)
@@ -604,12 +682,15 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
         cfg.plugins.paths = resolve_paths(cfg.plugins.paths, toml_file.resolve().parent)
     if toml_file is not None and cfg.leveraged.rates_file is not None and RATES_FILE_ENV not in os.environ:
         cfg.leveraged.rates_file = resolve_paths([cfg.leveraged.rates_file], toml_file.resolve().parent)[0]
+    if toml_file is not None and cfg.events.file is not None and EVENTS_FILE_ENV not in os.environ:
+        cfg.events.file = resolve_paths([cfg.events.file], toml_file.resolve().parent)[0]
     # Return a plain Settings so callers do not see the helper class.
     return Settings.model_construct(**{k: getattr(cfg, k) for k in Settings.model_fields})
 
 
 PLUGIN_PATHS_ENV = "SOXBOT_PLUGINS__PATHS"
 RATES_FILE_ENV = "SOXBOT_LEVERAGED__RATES_FILE"
+EVENTS_FILE_ENV = "SOXBOT_EVENTS__FILE"
 
 
 def resolve_paths(paths: list[Path], base: Path) -> list[Path]:

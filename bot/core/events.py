@@ -31,6 +31,7 @@ class Intent(StrEnum):
     CLOSE = "close"
     STOP = "stop"
     TAKE_PROFIT = "tp"
+    HEDGE = "hedge"  # hedge mode's orders in the inverse fund (bot/execution/hedge.py)
 
 
 class ExitReason(StrEnum):

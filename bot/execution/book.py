@@ -63,9 +63,16 @@ def exit_filled(e: Engine, f: OrderFilled, intent: OrderIntent | None) -> None:
     )
     e.pos = None
     e.last_close[f.symbol] = e.last_close.get(f.symbol, f.price)
+    open_pending(e)
+
+
+def open_pending(e: Engine) -> None:
+    """The entry that waited for a close (a flip, or the hedge making way for the bull fund)."""
     p = e.pending_open
     if p is not None:
+        if e.hedge is not None and p.symbol == e.bull and (e.hedge.qty > 0 or e.hedge.working):
+            return  # the hedge's close has not filled yet: it opens this then
         e.pending_open = None
         bar = e._bars.get(p.symbol)
         ref = bar[3 if e._close_fills else 0] if bar is not None else e.last_close.get(p.symbol)
-        open_(e, p.symbol, p.signal_ts, p.reason, ref)
+        open_(e, p.symbol, p.signal_ts, p.reason, ref, on_fill=True)

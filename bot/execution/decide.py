@@ -49,13 +49,40 @@ def decide(
     if e.pos is not None:  # closing: open once the close has filled (never hold both)
         e.pending_open = PendingOpen(target, ts, reason)
         return
+    h = e.hedge
+    if h is not None and target == e.bull and (h.qty > 0 or h.working):  # never beside the hedge
+        e.pending_open = PendingOpen(target, ts, reason)
+        e.verdict("hedge", f"entry into {target} waits for the {h.symbol} hedge to be closed", direction=d)
+        return
     open_(e, target, ts, reason, e.last_close.get(target))
 
 
-def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_price: float | None) -> None:
+def open_(
+    e: Engine,
+    symbol: str,
+    signal_ts: pd.Timestamp,
+    reason: str,
+    ref_price: float | None,
+    on_fill: bool = False,
+) -> None:
+    """`on_fill`: sent as a flip's close fills (not at a bar's decision), which is when event blackouts
+    judge it."""
     if ref_price is None or not ref_price > 0:
         e.verdict("block", f"no entry into {symbol}: no price yet")
         return
+    late = e.entry_block or (e.close_guard.blocked(e.now) if e.close_guard is not None else None)
+    if late:  # flat by close: it would be held over the close (also a flip's pending half)
+        e.verdict("block", f"no entry into {symbol}: {late}", direction=e.last_dir)
+        return
+    factor, why_smaller = 1.0, ""
+    if e.events is not None:  # [events] blackouts (bot/risk/events.py)
+        ev = e.events
+        at = (ev.fill_ns if on_fill else ev.decision_ns)(e._now, e.session)  # type: ignore[arg-type]
+        blocked, factor, why_smaller = ev.entry(at)
+        if blocked:
+            e.event_blocks += 1
+            e.verdict("block", f"no entry into {symbol}: {blocked}", direction=e.last_dir)
+            return
     if e.decay is not None:
         blocked = e.decay.check(symbol, e.now.date())
         if blocked is not None:
@@ -78,6 +105,9 @@ def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_pric
         qty = position_qty(
             risk, equity, e.cash, ref_price, stop_est, t.sigma, t.lev, t.gap, notional=symbol in e.notional
         )
+    if factor < 1.0 and qty > 0:
+        q = qty * factor
+        qty = q if (risk.fractional or symbol in e.notional) else float(int(q))
     if qty <= 0:
         e.size_zero[symbol] = e.size_zero.get(symbol, 0) + 1
         e.verdict(
@@ -91,7 +121,8 @@ def open_(e: Engine, symbol: str, signal_ts: pd.Timestamp, reason: str, ref_pric
     if e.journal is not None or e.on_event is not None:  # its text only when someone reads it
         e.verdict(
             "allow",
-            f"enter {symbol}: {risk.sizing} qty {qty:g} at ~{ref_price:.4g}",
+            f"enter {symbol}: {risk.sizing} qty {qty:g} at ~{ref_price:.4g}"
+            + (f" ({why_smaller})" if why_smaller else ""),
             qty=qty,
             stop=stop_est,
         )

@@ -43,11 +43,14 @@ from bot.core.events import (
 from bot.execution import book, exits, quiet, splits
 from bot.execution.decide import decide
 from bot.execution.equity import EquityLog
+from bot.execution.hedge import HedgeBook
 from bot.execution.orders import OrderDesk
 from bot.execution.position import PendingOpen, Position
 from bot.journal.journal import Journal
 from bot.risk import stops
+from bot.risk.closing import CloseGuard
 from bot.risk.decay_gate import DecayGate
+from bot.risk.events import EventGuard
 from bot.risk.index import IndexRisk
 from bot.risk.limits import AccountLimits
 from bot.risk.sides import risk_for
@@ -59,6 +62,16 @@ if TYPE_CHECKING:
 KILL_KEY = "kill_switch"
 
 __all__ = ["KILL_KEY", "Engine", "EquityLog", "PendingOpen", "Position"]
+
+
+def hedge_book(cfg: Settings) -> HedgeBook | None:
+    """Hedge mode's book when `[hedge] holdings` names a file or SYM=QTY,... (else None)."""
+    text = cfg.hedge.holdings.strip()
+    if not text or text.lower() == "broker":
+        return None
+    from bot.data.holdings import parse_holdings
+
+    return HedgeBook(cfg, parse_holdings(text))
 
 
 def decay_gate(cfg: Settings) -> DecayGate | None:
@@ -139,6 +152,21 @@ class Engine:
         self.notional: set[str] = set()  # back-adjusted symbols, sized by notional (bot/data/basis.py)
         # the in-process broker may fill this bar's market orders at its close (daily, decided early)
         self._close_fills = bool(getattr(broker, "market_at_close", False))
+        # [service] flat_by_close on intraday bars: no entry that would be held over the close (read
+        # only where the engine decides); `entry_block` is a driver's own reason to refuse entries now
+        svc, tf = cfg.service, cfg.data.timeframe
+        self.close_guard = (
+            CloseGuard(svc.flat_by_close_minutes, tf) if svc.flat_by_close and tf != "1d" else None
+        )
+        self.entry_block: str | None = None
+        # [events]: blackouts around earnings and macro releases (bot/risk/events.py); `_event_flat` is
+        # True only on a session a `flat` blackout overlaps, the one per-bar check it costs
+        self.events = EventGuard.for_settings(cfg)
+        self._event_flat = False
+        self.event_blocks = 0  # entries refused by a blackout (the backtest's summary)
+        # [hedge] holdings: hedge mode (bot/execution/hedge.py); "broker" holdings are set by the live
+        # driver once it has read the account
+        self.hedge: HedgeBook | None = hedge_book(cfg)
 
     def risk_of(self, symbol: str) -> RiskConfig:
         """The rules for a position in `symbol`: its side's, else [risk]."""
@@ -240,6 +268,15 @@ class Engine:
         if self.pos is not None and not self.pos.closing:
             self.close(self.pos, ExitReason.RISK, why)
 
+    def flat_by_close(self) -> None:
+        """`[service] flat_by_close`: close the position before the close, in backtests and live alike."""
+        if self.pos is not None and not self.pos.closing:
+            self.verdict(
+                "exit", "flat by close (leveraged products: no overnight hold)", symbol=self.pos.symbol
+            )
+            self.flatten("flat by close")
+        self.pending_open = None
+
     # -- the bar -----------------------------------------------------------------------------
     def step(
         self,
@@ -278,6 +315,9 @@ class Engine:
             self.decay.update(bars)
         if self.ix is not None:
             self.ix.on_bar(session, index_bar, bars)
+        hedge = self.hedge
+        if hedge is not None:
+            hedge.on_bar(bars)  # type: ignore[arg-type]
         pos = self.pos
         if pos is None:
             pos_value = 0.0
@@ -291,14 +331,20 @@ class Engine:
                 bar = bars.get(pos.symbol)
                 if bar is not None:
                     self._trail(pos, bar[1])
+        if hedge is not None and hedge.qty:
+            pos_value += hedge.value(last_close.get(hedge.symbol))
         cash = self.cash
         equity = cash + pos_value
         self.equity_now = equity
         self._mark(ts, equity, cash, pos_value)
         if self.limits.on:
             self._risk_checks(equity)
+        if self._event_flat and self.pos is not None and not self.pos.closing:
+            self._event_exit(ts)
         if direction is not None and direction != self.last_dir:
             decide(self, self.now, direction, tradable, reason, regime)
+        if hedge is not None and direction is not None:
+            hedge.check(self, direction)
         if self._close_fills:
             self.broker.on_close(ts, bars)  # type: ignore[attr-defined]
         self._idle = (
@@ -309,6 +355,7 @@ class Engine:
             and self.decay is None
             and self.ix is None
             and self.pending_open is None
+            and hedge is None
         )
 
     def _mark(self, ts: pd.Timestamp | int, equity: float, cash: float, pos_value: float) -> None:
@@ -321,8 +368,21 @@ class Engine:
         if self.journal_equity and self.journal is not None:
             self.journal.equity(EquityPoint(self.now, equity, cash, pos_value))
 
+    def _event_exit(self, ts: pd.Timestamp | int) -> None:
+        """A `flat` event blackout has begun: close the position (journaled with the event)."""
+        w = self.events.flat_due(self.events.decision_ns(ts, self.session))  # type: ignore[union-attr,arg-type]
+        if w is not None and self.pos is not None:
+            self.verdict("exit", w.describe(), symbol=self.pos.symbol, event=w.event.label)
+            self.flatten(f"event blackout: {w.event.label}")
+
     def _new_session(self, session: int) -> None:
         self.session = session
+        if self.events is not None:
+            self._event_flat = self.events.flat_today(session)
+        if self.hedge is not None:
+            self.hedge.new_session()
+            if self.n_bars > 1:
+                self.hedge.save(self)
         self.limits.day_start_equity = self.equity_now
         if self.pos is not None and self.n_bars > 1:
             self.pos.sessions += 1
@@ -407,6 +467,10 @@ class Engine:
             self.orders.pop(f.client_order_id, None)
         if self.on_event is not None:
             self.on_event("fill", {"fill": f})
+        if intent is not None and intent.intent is Intent.HEDGE and self.hedge is not None:
+            self.cash += (-1 if f.side is Side.BUY else 1) * f.qty * f.price - f.commission
+            self.hedge.on_fill(self, f)
+            return
         if f.side is Side.BUY:
             self.cash -= f.qty * f.price + f.commission
             book.entry_filled(self, f, intent)
@@ -424,12 +488,17 @@ class Engine:
         if self.journal is not None:
             self.journal.order_status(u.client_order_id, status, detail=u.reason)
         intent = self.orders.pop(u.client_order_id, None)
+        if self.hedge is not None:
+            self.hedge.on_end(u.client_order_id)
         self._emit(status, update=u)
         exits.after_update(self, intent, u)
 
     # -- end ---------------------------------------------------------------------------------
     def finish(self, ts: pd.Timestamp) -> None:
-        """End of a backtest: close an open position at the last close (`end_of_data`)."""
+        """End of a backtest: close an open position at the last close (`end_of_data`); the hedge's
+        figures are saved as they stand (it is marked in the equity, not closed)."""
+        if self.hedge is not None:
+            self.hedge.save(self)
         pos = self.pos
         if pos is None:
             return
@@ -439,7 +508,7 @@ class Engine:
             self.desk.mark_end_of_data(pos.symbol)
         px = self.last_close.get(pos.symbol, pos.entry_price)
         self.broker.on_bar(ts, {pos.symbol: (px, px, px, px)})
-        if self.pos is None and self.equity_log.ts:
+        if self.pos is None and self.equity_log.ts and (self.hedge is None or not self.hedge.qty):
             self.equity_log.cash[-1] = self.cash
             self.equity_log.equity[-1] = self.cash
             self.equity_log.position_value[-1] = 0.0

@@ -58,6 +58,8 @@ def write_outputs(
     from bot.data.calendar import bars_per_year
     from bot.report.attribution import attribute_backtest, journal_attribution, panel_html
     from bot.report.coverage import coverage
+    from bot.report.events import event_stats
+    from bot.report.events import panel_html as events_html
     from bot.report.metrics import summarize
     from bot.report.report import write_report
     from bot.report.tables import assumptions, exit_reasons, period_returns, settings, trade_returns
@@ -124,6 +126,10 @@ def write_outputs(
     summary["checks"] = result.checks
     summary["unsizable"] = [u.as_dict(frac) for u in result.unsizable]
     summary["entries_blocked_size_0"] = dict(result.engine.size_zero)
+    ev_syms = list(dict.fromkeys([cfg.universe.signal, *cfg.universe.traded]))
+    ev_guard = result.engine.events
+    summary["events"] = event_stats(ev_guard.events, bars, eq, ev_syms) if ev_guard is not None else {}
+    summary["entries_blocked_by_events"] = result.engine.event_blocks
     summary = _clean(summary)
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     panels: dict[str, str] = {}
@@ -152,6 +158,7 @@ def write_outputs(
         ("Returns by month and year (strategy)", period_returns(measured["equity"], cash)),
         ("Trades by exit reason", exit_reasons(result.trades, pd.DatetimeIndex(eq.index))),
         ("Decay and carry (leveraged funds)", panel_html(attribution)),
+        ("Event days against the rest", events_html(summary["events"], ev_syms)),
         (
             "Settings",
             settings(

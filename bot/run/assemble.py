@@ -66,6 +66,12 @@ def load_market(cfg: Settings, preroll: int = 0) -> tuple[dict[str, pd.DataFrame
     """
     from bot.data.load import load_bars
 
-    loaded = load_bars(cfg.data, cfg.universe.symbols, preroll)
+    symbols = list(cfg.universe.symbols)
+    if cfg.hedge.holdings.strip() and cfg.hedge.holdings.strip().lower() != "broker":  # hedge mode's bars
+        from bot.data.holdings import parse_holdings
+
+        extra = [*parse_holdings(cfg.hedge.holdings), cfg.hedge.index, cfg.hedge.instrument]
+        symbols += [s for s in extra if s not in symbols]
+    loaded = load_bars(cfg.data, symbols, preroll)
     bars = {sym: df for sym, (df, _report) in loaded.items()}
     return bars, cfg.data.source == "synthetic"

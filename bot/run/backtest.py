@@ -25,10 +25,12 @@ from bot.core.config import Settings
 from bot.core.events import Trade
 from bot.core.ids import strategy_set_id
 from bot.data.basis import Basis, price_basis
+from bot.data.calendar import timeframe_delta
 from bot.data.splits import Split, SplitTable, table_for
 from bot.data.tape import Tape
 from bot.execution.engine import Engine
 from bot.journal.journal import Journal
+from bot.risk.closing import cutoffs, flat_bars
 from bot.risk.sides import risk_for
 from bot.risk.sizable import Unsizable, sides, unsizable
 from bot.run.eventskip import EventDriver
@@ -290,6 +292,13 @@ def run_backtest(
     broker = SimBroker.from_settings(cfg)
     set_id = set_id_for(cfg)
     engine = Engine(cfg, set_id, broker, journal, journal_equity=False, tz=idx.tz)
+    if engine.hedge is not None:  # hedge mode: the holdings, index and fund bars reach the engine each bar
+        every_bar = True
+        for sym in engine.hedge.symbols_needed:
+            if sym not in uni.traded:
+                df = bars[sym] if bars[sym].index.equals(idx) else bars[sym].reindex(idx)
+                rows = _ohlc_rows(df)
+                present.append((sym, rows, ~np.isnan(rows[:, 3])))
     basis = size_by_basis(cfg, bars, splits, engine)
     traded_rows = {s: r[first:] for s, r in ohlc.items()} if first else ohlc  # not the pre-roll's prices
     cannot = never_sized(cfg, traded_rows, idx[first:], engine.notional)
@@ -302,6 +311,16 @@ def run_backtest(
     changed[:warm] = False
     if warm < n:
         changed[warm] = True
+    late = late_bars(cfg, idx)  # [service] flat_by_close: the flat bar and the session's bars after it
+    if late is not None:
+        flat, late = late
+        events_flat = np.flatnonzero(flat).tolist()
+    else:
+        flat, events_flat = None, []
+    if engine.events is not None:  # the first bar of each `flat` event blackout is always stepped
+        events_flat += engine.events.flat_starts(decision_times(cfg, idx))
+    n_min = cfg.service.flat_by_close_minutes
+    late_msg = f"flat by close: no entry from the session's flat bar on ({n_min} min before the close)"
     step = engine.step
     stepped = 0
     index_rows = _ohlc_rows(sig) if engine.ix is not None else None  # the engine follows the index
@@ -315,8 +334,12 @@ def run_backtest(
                 engine.apply_split(int(keys[i]), sp.symbol, sp.ratio, source=splits.name)  # type: ignore[union-attr]
         bars_i = {sym: tuple(rows[i].tolist()) for sym, rows, mask in present if mask[i]}
         ib = tuple(index_rows[i].tolist()) if index_rows is not None else None
+        if flat is not None:
+            engine.entry_block = late_msg if late[i] else None
         if i < warm:
             step(int(keys[i]), int(sessions[i]), bars_i, None, index_bar=ib)  # type: ignore[arg-type]
+            if flat is not None and flat[i]:
+                engine.flat_by_close()
             return
         direction = int(combined[i])
         if changed[i]:
@@ -336,6 +359,8 @@ def run_backtest(
             reason = ""
         fig = regime.at(i) if regime is not None else None
         step(int(keys[i]), int(sessions[i]), bars_i, direction, bool(tradable[i]), reason, fig, ib)  # type: ignore[arg-type]
+        if flat is not None and flat[i]:
+            engine.flat_by_close()
 
     bar = None
     if progress and n > 20_000:
@@ -349,8 +374,8 @@ def run_backtest(
                 bar.update(1)
     else:
         changes = np.flatnonzero(changed).tolist()
-        if events:  # a split's bar is always stepped
-            changes = sorted(set(changes) | set(events))
+        if events or events_flat:  # a split's bar and a flat-by-close bar are always stepped
+            changes = sorted(set(changes) | set(events) | set(events_flat))
         on_done = bar.update if bar is not None else None
         tape = Tape(keys, sessions, ohlc, index_rows)
         EventDriver(engine, broker, tape, combined, warm, changes, step_bar, on_done).run()
@@ -386,6 +411,37 @@ def trade_start(idx: pd.DatetimeIndex, start: object) -> int:
         return 0
     day = pd.Timestamp(start).normalize().value // _NS_PER_DAY
     return int(np.searchsorted(session_labels(idx), day, "left"))
+
+
+def decision_times(cfg: Settings, idx: pd.DatetimeIndex) -> np.ndarray:
+    """When each bar's decision is made (UTC ns): an intraday bar's end; a daily bar's close less
+    `[service] daily_decision_offset_minutes`, as `EventGuard.decision_ns` computes it per bar."""
+    if cfg.data.timeframe != "1d":
+        return idx.as_unit("ns").asi8 + int(timeframe_delta(cfg.data.timeframe).value)
+    days = session_labels(idx)
+    labels = pd.DatetimeIndex(days * _NS_PER_DAY)
+    return cutoffs(labels, cfg.service.daily_decision_offset_minutes)
+
+
+def late_bars(cfg: Settings, idx: pd.DatetimeIndex) -> tuple[np.ndarray, np.ndarray] | None:
+    """`[service] flat_by_close` on intraday bars (`bot/risk/closing.py`): (flat, late), flat[i] on the
+    bar whose close order fills before the cut-off, late[i] on it and the session's bars after it (no
+    entries). None when off; daily bars have no time of day to close at (said once)."""
+    svc = cfg.service
+    if not svc.flat_by_close:
+        return None
+    if cfg.data.timeframe == "1d" or idx.tz is None:
+        from bot.core.log import get
+
+        get("soxbot.backtest").warning(
+            'flat_by_close needs intraday bars in a backtest ([data] timeframe = "5m", say): ignored'
+        )
+        return None
+    flat = flat_bars(idx, cfg.data.timeframe, svc.flat_by_close_minutes)
+    days = session_labels(idx)
+    sess = np.cumsum(np.r_[True, days[1:] != days[:-1]]) - 1  # one flat bar per session, in order
+    late = np.arange(len(idx)) >= np.flatnonzero(flat)[sess]
+    return flat, late
 
 
 def never_sized(

@@ -127,6 +127,8 @@ def run_replay(
         sig = splits.adjusted(uni.signal, sig)
     sessions = session_labels(idx)
     traded = {s: bars[s] for s in uni.traded}
+    if engine.hedge is not None:  # hedge mode: the holdings', index's and fund's bars too
+        traded.update({s: bars[s] for s in engine.hedge.symbols_needed if s not in traded})
     delay = 1.0 / cfg.run.speed
     limit = cfg.run.max_bars or len(idx)
     label = " [SYNTHETIC]" if synthetic else ""
@@ -142,7 +144,7 @@ def run_replay(
     )
     never_sized(
         cfg,
-        {s: df[["open", "high", "low", "close"]].reindex(idx).to_numpy(float) for s, df in traded.items()},
+        {s: traded[s][["open", "high", "low", "close"]].reindex(idx).to_numpy(float) for s in uni.traded},
         idx,
         engine.notional,
     )

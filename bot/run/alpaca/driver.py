@@ -32,6 +32,7 @@ from bot.data.errors import DataError
 from bot.data.partial import day_so_far
 from bot.data.quality import check_bar
 from bot.execution.engine import Engine
+from bot.execution.hedge import HedgeBook
 from bot.journal.journal import Journal
 from bot.run.alpaca.clock import Clock, label_str, missing_between, next_bar, utc_label
 from bot.run.alpaca.restart import Restart
@@ -89,10 +90,22 @@ class AlpacaRun:
         )
         self.foreign = self.restart.foreign  # shared: the bar loop blocks entries while they are not empty
         self.unknown = self.restart.unknown
+        self._hedge_symbols()
 
     # -- start and checkpoints (restart.py) -------------------------------------------------------------
     def reconcile(self) -> Reconciliation:
-        return self.restart.reconcile()
+        rec = self.restart.reconcile()
+        adopt_hedge(self.cfg, self.engine, self.broker)
+        self._hedge_symbols()
+        return rec
+
+    def _hedge_symbols(self) -> None:
+        """Hedge mode: the holdings', index's and fund's bars are fetched with the others."""
+        h = self.engine.hedge
+        extra = [s for s in h.symbols_needed if s not in self.symbols] if h is not None else []
+        if extra:
+            check_symbols(extra)
+            self.symbols = [*self.symbols, *extra]
 
     def check_positions(self, when: str) -> str | None:
         return self.restart.check_positions(when)
@@ -103,6 +116,8 @@ class AlpacaRun:
         per_day = 1 if not is_intraday(self.tf) else max(1, round(390 / (self.barlen.seconds / 60)))
         ix = self.engine.ix
         need = max(self.history, ix.history_bars if ix is not None else 0)
+        if self.engine.hedge is not None:  # its betas: beta_window daily returns
+            need = max(need, (self.engine.hedge.cfg.beta_window + 2) * per_day)
         days = math.ceil(need / per_day * 1.5) + 10
         hist = self.feed.history(self.symbols, now - pd.Timedelta(days=days), now)
         if ix is not None:
@@ -132,6 +147,8 @@ class AlpacaRun:
                     e.atr[sym].update(float(r.high), float(r.low), float(r.close))
             if e.decay is not None:
                 e.decay.update_closes(sym, df["close"].iloc[-self.window :].astype(float).tolist())
+        if e.hedge is not None:
+            warm_hedge(e.hedge, hist)
         if e.last_dir is None and n and dec.direction is not None:
             e.last_dir = dec.direction  # flat at the broker: wait for the next change, never re-enter blindly
         after = bar_end(self.prev, self.tf) if self.prev is not None else now
@@ -280,7 +297,8 @@ class AlpacaRun:
 
     def _traded_bars(self, new: dict[str, pd.DataFrame], ts: pd.Timestamp) -> dict:
         traded = {}
-        for sym in self.cfg.universe.traded:
+        h = self.engine.hedge
+        for sym in [*self.cfg.universe.traded, *(h.symbols_needed if h is not None else ())]:
             df = new.get(sym)
             if df is not None and ts in df.index:
                 t = df.loc[ts]
@@ -405,3 +423,46 @@ class AlpacaRun:
                 self.expected = next_bar(end, self.tf)
                 continue
             self.pump(min(max(self.clock.wall_seconds(self.barlen / 20), 0.05), 2.0))
+
+
+def warm_hedge(book: HedgeBook, hist: dict[str, pd.DataFrame]) -> None:
+    """Hedge mode's daily returns from history, session by session as the bars would have fed them."""
+    ref = hist.get(book.index)
+    if ref is None or ref.empty:
+        return
+    days = session_labels(pd.DatetimeIndex(ref.index))
+    frames = {s: hist[s] for s in book.symbols_needed if s in hist}
+    prev_day = None
+    for k, ts in enumerate(ref.index):
+        if prev_day is not None and days[k] != prev_day:
+            book.new_session()
+        prev_day = days[k]
+        bars = {}
+        for s, df in frames.items():
+            if ts in df.index:
+                t = df.loc[ts]
+                bars[s] = (float(t.open), float(t.high), float(t.low), float(t.close))
+        book.on_bar(bars)
+
+
+def adopt_hedge(cfg: Settings, e: Engine, broker: AlpacaBroker) -> None:
+    """Hedge mode at start: "broker" holdings are read from the account (its positions outside the bot's
+    own symbols), and a position in the hedge's fund is the hedge's (in hedge mode nothing else of the
+    bot's holds that fund), journaled."""
+    h = cfg.hedge
+    text = h.holdings.strip()
+    if not text:
+        return
+    positions = broker.client.get_all_positions()
+    if e.hedge is None and text.lower() == "broker":
+        from bot.run.hedge_cmd import broker_holdings
+
+        own = {*cfg.universe.symbols, h.instrument, h.index}
+        e.hedge = HedgeBook(cfg, broker_holdings(positions, own))
+        e.verdict("hedge", f"hedge mode: holdings at the broker {e.hedge.holdings}")
+    if e.hedge is None:
+        return
+    held = next((float(p.qty) for p in positions if p.symbol == h.instrument), 0.0)
+    if held > 0:
+        e.hedge.qty = held
+        e.verdict("hedge", f"hedge adopted: {held:g} {h.instrument} held at the broker", qty=held)

@@ -180,7 +180,13 @@ def engine_alert(kind: str, data: Mapping[str, Any]) -> Alert | None:
         f = data["fill"]
         intent = _intent_of(f.client_order_id)
         event = "stop" if intent == "stop" else "fill"
-        what = {"stop": "STOP HIT", "tp": "TAKE PROFIT", "open": "ENTRY", "close": "EXIT"}.get(intent, "FILL")
+        what = {
+            "stop": "STOP HIT",
+            "tp": "TAKE PROFIT",
+            "open": "ENTRY",
+            "close": "EXIT",
+            "hedge": "HEDGE",
+        }.get(intent, "FILL")
         return Alert(
             event,
             f"{what}: {f.side.value.upper()} {f.qty:g} {f.symbol} @ {f.price:.4f} ({f.client_order_id})",
@@ -193,6 +199,8 @@ def engine_alert(kind: str, data: Mapping[str, Any]) -> Alert | None:
             return Alert("error", f"{action.upper()}: {reason}")
         if action == "split":  # the broker split a traded symbol: position and stop on the new basis
             return Alert("stop", f"SPLIT: {reason}")
+        if action == "hedge" and not reason.startswith("hedge waits"):  # hedge mode traded, or made way
+            return Alert("fill", f"HEDGE: {reason}")
         return None
     if kind == "rejected":
         u = data["update"]

@@ -202,8 +202,7 @@ class ServiceLoop:
     def _flat_by_close(self, at: dt.datetime) -> None:
         e = self.run.engine
         if e.pos is not None and not e.pos.closing:
-            e.verdict("exit", "flat by close (leveraged products: no overnight hold)")
-            e.flatten("flat by close")
+            e.flat_by_close()
             self.run.broker.drain()
 
     # -- loop --------------------------------------------------------------------------------------

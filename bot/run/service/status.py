@@ -214,11 +214,13 @@ def status_report(
     n_next: int = 5,
     clock: str | None = None,
     attribution: Attribute | None = None,
+    events: Callable[[dt.datetime], list[str]] | None = None,
 ) -> str:
     """The text `soxbot status` prints. `now` is the time the bot lives on: the broker's clock when
     it runs against one (the sandbox's simulated date in a rehearsal), named by `clock`.
     `attribution(positions, last mark time, the run's config)`: lines shown under the positions (the
-    decay and carry of leveraged funds, bot/run/position_attribution.py)."""
+    decay and carry of leveraged funds, bot/run/position_attribution.py); `events(now)`: the event
+    calendar's lines (bot/run/service/events_status.py)."""
     now = now or dt.datetime.now(UTC)
     path = Path(journal_path)
     db = _connect(path)
@@ -226,6 +228,8 @@ def status_report(
         lines = _report(db, path, broker, scheduler_info, now, n_next, attribution)
     finally:
         db.close()
+    if events is not None:  # the event calendar's countdown ([events] file)
+        lines += events(now)
     if clock:
         lines.insert(1, f"clock: {clock}, now {now.astimezone(NY):%a %Y-%m-%d %H:%M %Z}")
     return "\n".join(lines)
@@ -308,6 +312,9 @@ def _report(
 
     # locks
     lines.append("locks: " + _locks(db, run_id, last_ts))
+    hedge = db.execute("SELECT value FROM state WHERE key='hedge'").fetchone()
+    if hedge is not None and hedge["value"]:
+        lines.append(_hedge_line(json.loads(hedge["value"])))
 
     # data freshness
     if last_ts is None:
@@ -321,6 +328,20 @@ def _report(
             f"age {_age((now - end_t).total_seconds())}{note}"
         )
     return lines
+
+
+def _hedge_line(h: dict[str, Any]) -> str:
+    """Hedge mode's figures as the engine left them (`state` row `hedge`, bot/execution/hedge.py)."""
+
+    def pct(x: Any) -> str:
+        return "n/a" if x is None else f"{x:+.1%}"
+
+    ratio = "n/a" if h.get("ratio") is None else f"{h['ratio']:.2f}"
+    return (
+        f"hedge: {h.get('qty', 0):g} {h.get('symbol', '')}, ratio {ratio} of the beta-weighted exposure, "
+        f"drift {pct(h.get('drift'))} from target {h.get('target', 0):,.0f}, cost so far "
+        f"{h.get('cost_so_far', 0):,.2f} ({h.get('rebalances', 0)} trades; as of {h.get('at', '?')})"
+    )
 
 
 def _locks(db: sqlite3.Connection, run_id: int, last_ts: str | None) -> str:
