@@ -25,8 +25,8 @@ def cutoffs(days: pd.DatetimeIndex, minutes: int) -> np.ndarray:
     """T (UTC ns) for each session label in `days` (naive dates): its close minus `minutes`."""
     if len(days) == 0:
         return np.array([], np.int64)
-    sched = xnys.calendar(days.max()).schedule.loc[days]
-    return pd.DatetimeIndex(sched["close"]).as_unit("ns").asi8 - minutes * _NS_MIN
+    sched = xnys.calendar(days.max())
+    return sched.closes[sched.positions(pd.DatetimeIndex(days))] - minutes * _NS_MIN
 
 
 class CloseGuard:
