@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
 from bot.broker.alpaca import AlpacaBroker, AlpacaSetupError
 from bot.core.config import ConfigError, Settings
@@ -23,8 +24,8 @@ log = get("soxbot.run")
 SETUP_ERRORS = (ConfigError, DataError, AlpacaSetupError, StartError)
 
 
-def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
-    """`soxbot run` with `[broker] kind = "alpaca"`: returns the exit code."""
+def run_alpaca(cfg: Settings, source: str, live_flag: bool, on_serve: Any = None) -> int:
+    """`soxbot run` with `[broker] kind = "alpaca"`: returns the exit code. `on_serve`: see ServiceLoop."""
     from bot.run.assemble import build_strategies
 
     journal: Journal | None = None
@@ -82,7 +83,9 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
         if cfg.service.scheduler:  # the market-aware service: NYSE schedule, /healthz, /metrics, alerts
             from bot.run.service.runner import ServiceLoop
 
-            loop = ServiceLoop(r, cfg)  # before reconciling: what the restart finds reaches the webhook too
+            loop = ServiceLoop(
+                r, cfg, on_serve
+            )  # before reconciling: what the restart finds reaches the webhook too
         broker.start()
         try:
             r.reconcile()
