@@ -174,7 +174,7 @@ def _run_embedded(cfg: Settings, source: str) -> int:
             typer.echo(
                 f"sandbox: {server.url} (paper, {bars}, clock {p.speed:g}x), journal {run_cfg.journal.path}"
             )
-            return run_alpaca(run_cfg, source, False, _dashboard_hook(run_cfg))
+            return run_alpaca(run_cfg, source, False, _dashboard_hook(run_cfg), p.data_dir is None)
     finally:
         server.stop()
 

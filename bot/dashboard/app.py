@@ -12,6 +12,7 @@ import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pandas as pd
 from starlette.applications import Starlette
@@ -22,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from bot.core.config import DataConfig
+from bot.core.config import DataConfig, is_loopback
 from bot.dashboard.auth import TokenMiddleware
 from bot.dashboard.journal_view import TABLES, JournalView
 from bot.dashboard.live import LiveView
@@ -49,6 +50,7 @@ class Dashboard:
         self.live = live
         self.reports = [Path(p) for p in reports or []]
         self.charts = ChartCache()
+        self.closes = ChartCache()
 
     def now(self) -> dt.datetime:
         return self.live.now() if self.live is not None else dt.datetime.now(dt.UTC)
@@ -70,6 +72,8 @@ class Dashboard:
         if self.live is not None:
             return loader_for(self.live.cfg.data, self.live.keys())
         data = DataConfig.model_validate(config.get("data", {}))
+        if data.source == "alpaca" and is_loopback(urlsplit(data.base_url).hostname or ""):
+            raise ValueError(f"the bars came from the sandbox at {data.base_url}, gone with its run")
         return loader_for(data)
 
     def chart(self) -> dict[str, Any]:
@@ -90,21 +94,30 @@ class Dashboard:
         out["fills"] = self.view.rows("fills")[::-1]
         return out
 
+    def _closes(self, run: dict[str, Any], key: Any) -> dict[str, list[Any]]:
+        """The signal symbol's closes over the whole run (buy-and-hold), cached like the chart."""
+        signal = run["config"].get("universe", {}).get("signal", "SOXX")
+        now = pd.Timestamp(self.now()) if self.live is not None else None
+
+        def make() -> dict[str, Any]:
+            try:
+                df = self._loader(run["config"])([signal], now)[signal]
+            except Exception as exc:
+                return {"ts": [], "values": [], "error": str(exc)}
+            return {"ts": [t.isoformat() for t in df.index], "values": df["close"].tolist()}
+
+        return self.closes.get(key, make)
+
     def equity(self) -> dict[str, Any]:
         eq = self.view.equity()
         run = self.view.run()
         bh: list[Any] = []
         if run is not None and eq["ts"]:
-            chart = self.chart()
-            sig = chart.get("signal", {})
-            closes = {"ts": sig.get("ts", []), "values": sig.get("close", [])}
+            closes = self._closes(run, (run["id"], eq["ts"][-1]))
             start = float(run["config"].get("broker", {}).get("starting_cash", eq["equity"][0]))
             bh = buy_and_hold(closes, eq["ts"], start)
-        return {
-            **eq,
-            "buy_and_hold": bh,
-            "signal": (run or {}).get("config", {}).get("universe", {}).get("signal"),
-        }
+        signal = (run or {}).get("config", {}).get("universe", {}).get("signal")
+        return {**eq, "buy_and_hold": bh, "signal": signal}
 
 
 def build_app(

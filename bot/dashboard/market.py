@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bot.core.config import DataConfig
@@ -63,6 +64,18 @@ def _series(idx: pd.Index, values: Any) -> dict[str, list[Any]]:
     return {"ts": [t.isoformat() for t in idx], "values": vals}
 
 
+def _upto(df: pd.DataFrame, now: pd.Timestamp | None, start: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Bars labelled at or before `now` (and from `start`); daily labels are New York dates."""
+    idx = df.index
+    keep = np.ones(len(idx), dtype=bool)
+    if now is not None:
+        cut = now if idx.tz is not None else now.tz_convert("America/New_York").tz_localize(None)
+        keep &= idx <= cut
+    if start is not None:
+        keep &= idx >= start
+    return df[keep]
+
+
 def chart_data(config: Mapping[str, Any], load: Loader, now: pd.Timestamp | None) -> dict[str, Any]:
     """Signal bars (OHLC), indicator lines (`overlay`: on the price scale), traded symbols' closes."""
     uni = config.get("universe", {})
@@ -72,8 +85,7 @@ def chart_data(config: Mapping[str, Any], load: Loader, now: pd.Timestamp | None
     sig = bars.get(signal)
     if sig is None or sig.empty:
         return {"signal": {"symbol": signal, "ts": []}, "indicators": {}, "traded": {}}
-    if now is not None:
-        sig = sig[sig.index <= now]
+    sig = _upto(sig, now)
     tail = sig.iloc[-(WINDOW + WARMUP) :]
     shown = tail.iloc[-WINDOW:]
     indicators: dict[str, Any] = {}
@@ -104,7 +116,7 @@ def chart_data(config: Mapping[str, Any], load: Loader, now: pd.Timestamp | None
     for sym in traded:
         df = bars.get(sym)
         if df is not None and not df.empty:
-            df = df[(df.index >= start) & ((df.index <= now) if now is not None else True)]
+            df = _upto(df, now, start)
             out_traded[sym] = _series(df.index, df["close"].to_numpy())
     return {
         "signal": {

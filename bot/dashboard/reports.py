@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_REPORTS = 200
+HIDDEN = ("-wal", "-shm", ".tmp")  # SQLite's side files: part of journal.db, not reports
 
 
 def _summary(p: Path) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def list_reports(folders: list[Path]) -> list[dict[str, Any]]:
             continue
         candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
         for p in candidates:
-            files = sorted(f.name for f in p.iterdir() if f.is_file()) if p.is_dir() else []
+            files = sorted(f.name for f in p.iterdir() if f.is_file() and not f.name.endswith(HIDDEN))
             if not files or (p == root and not any(f in files for f in ("summary.json", "report.html"))):
                 continue
             rel = "" if p == root else p.name + "/"

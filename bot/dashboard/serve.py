@@ -35,6 +35,7 @@ class DashboardServer:
         self.sock = socket.socket(socket.AF_INET6 if ":" in h else socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((h, port))
+        self.sock.listen(128)  # from now on a request waits in the backlog until uvicorn serves it
         self.port = int(self.sock.getsockname()[1])
         self.host = host
         self.token = token
