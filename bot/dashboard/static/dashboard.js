@@ -46,7 +46,7 @@ window.soxbot = (function () {
         var layout = { margin: { t: 20, l: 60, r: 20, b: 30 }, showlegend: true, legend: { orientation: "h" },
                        xaxis: { rangeslider: { visible: false }, anchor: "y3" },
                        yaxis: { domain: hasOsc ? [0.5, 1] : [0.4, 1], title: s.symbol },
-                       yaxis2: { domain: hasOsc ? [0.22, 0.47] : [0, 0.37], title: "traded" },
+                       yaxis2: { domain: hasOsc ? [0.22, 0.47] : [0, 0.37], title: "traded (log)", type: "log" },
                        yaxis3: { domain: [0, hasOsc ? 0.18 : 0.01], title: hasOsc ? "indicators" : "" } };
         Plotly.react(div, traces, layout, { responsive: true, displaylogo: false });
       }).catch(function (e) { note("chart-note", String(e)); });
@@ -64,7 +64,7 @@ window.soxbot = (function () {
         ];
         var layout = { margin: { t: 20, l: 70, r: 20, b: 30 }, legend: { orientation: "h" },
                        yaxis: { domain: [0.35, 1], title: "equity" },
-                       yaxis2: { domain: [0, 0.3], title: "drawdown", tickformat: ".0%" } };
+                       yaxis2: { domain: [0, 0.3], title: "drawdown", tickformat: ".1%" } };
         Plotly.react(div, traces, layout, { responsive: true, displaylogo: false });
       }).catch(function (e) { note("equity-note", String(e)); });
     });
