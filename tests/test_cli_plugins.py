@@ -82,7 +82,8 @@ def test_path_option_on_run_and_backtest(tmp_path: Path) -> None:
     r = soxbot("backtest", "--config", str(cfg), "--out", str(tmp_path / "bt"))
     assert r.returncode == 2 and "unknown strategy" in r.stderr and "--path" in r.stderr
     ok(soxbot("backtest", "--config", str(cfg), "--path", str(plugins), "--out", str(tmp_path / "bt")))
-    ok(soxbot("replay", "--config", str(cfg), "--path", str(plugins), "--max-bars", "60", "--speed", "100000"))
+    fast = ("--max-bars", "60", "--speed", "100000")
+    ok(soxbot("replay", "--config", str(cfg), "--path", str(plugins), *fast))
 
 
 def test_a_plugin_path_that_does_not_exist_is_named(tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ class Service_:
         self.out = self.log.open("w")
         self.proc = subprocess.Popen([*SOXBOT, "run", "--config", str(REPO / "config.example.toml")], cwd=tmp,
                                      env=env, stdout=self.out, stderr=subprocess.STDOUT)  # fmt: skip
-        self.url = self.wait(lambda: re.search(r"^dashboard: (\S+)", self.log.read_text(), re.M), 90, "URL").group(1)
+        found = self.wait(lambda: re.search(r"^dashboard: (\S+)", self.log.read_text(), re.M), 90, "URL")
+        self.url = found.group(1)
 
     def wait(self, done: Any, seconds: float, what: str) -> Any:
         """Poll `done` until it gives something, with a generous deadline; the service must stay up."""
@@ -171,7 +172,9 @@ def test_a_fill_appears_on_the_open_pages_without_a_reload(service: Service_, br
         ("reports", "#reports-table"),
     ],
 )
-def test_every_page_renders_without_console_errors(service: Service_, browser: Any, page: str, ready: str) -> None:
+def test_every_page_renders_without_console_errors(
+    service: Service_, browser: Any, page: str, ready: str
+) -> None:
     service.wait(lambda: fills(service.db) >= 1, 240, "first fill")  # pages with something to show
     browser.get_log("browser")
     browser.get(service.url + page)
