@@ -88,3 +88,30 @@ def test_run_with_the_example_config_trades_on_the_embedded_sandbox_until_ctrl_c
     assert code == 0, log.read_text()[-3000:]
     assert journal_rows(db, "SELECT status FROM runs") == [("stopped",)]
     assert "alpaca end" in log.read_text()
+
+
+def test_a_taken_dashboard_port_is_said_in_one_line_and_the_service_trades_on(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        env = {**embedded_env(), "SOXBOT_SERVICE__DASHBOARD_PORT": str(taken.getsockname()[1])}
+        log = tmp_path / "run.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen([*SOXBOT, "run", "--config", str(REPO / "config.example.toml")],
+                                    cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            try:
+                poll(proc, lambda: "service start" in log.read_text(), 90, "service start", log)
+                text = log.read_text()
+                assert re.search(
+                    r"^dashboard: not started on 127\.0\.0\.1:\d+ .*dashboard_port = 0", text, re.M
+                )
+                assert "Traceback" not in text
+                proc.send_signal(signal.SIGINT)
+                code = proc.wait(60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    assert code == 0, log.read_text()[-3000:]

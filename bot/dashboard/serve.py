@@ -87,7 +87,16 @@ def service_dashboard(loop: Any) -> Callable[[], None]:
     s = cfg.service
     token = _token(s)
     app = build_app(cfg.journal.path, LiveView(loop), token=token)
-    server = DashboardServer(app, s.health_host, s.dashboard_port, token).start()
+    try:
+        server = DashboardServer(app, s.health_host, s.dashboard_port, token).start()
+    except OSError as exc:  # the port is taken: the service trades on, without its page
+        print(
+            f"dashboard: not started on {s.health_host}:{s.dashboard_port} ({exc.strerror or exc}); "
+            "set [service] dashboard_port = 0 for any free port",
+            flush=True,
+        )
+        log.error("dashboard not started", port=s.dashboard_port, error=str(exc))
+        return lambda: None
     hint = " (add ?token=...)" if token else ""
     print(f"dashboard: {server.url}{hint}", flush=True)
     log.info("dashboard listening", url=server.url, token=token is not None)
