@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -107,6 +107,12 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+ReportsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--reports", help="Backtest/sweep/walk-forward output folder for the dashboard; repeatable."
+    ),
+]
 LiveOpt = Annotated[
     bool, typer.Option("--live", help="Allow live trading (also needs [broker] live = true).")
 ]
@@ -122,6 +128,7 @@ def run(
         typer.Option(help="Embedded sandbox: simulated seconds per wall second ([run] sandbox_speed)."),
     ] = None,
     path: PluginPathOpt = None,
+    reports: ReportsOpt = None,
 ) -> None:
     """Run the bot as a service until Ctrl-C, with its dashboard. [broker] kind = "sim" (the default):
     on soxbot's own sandbox, started here on a free loopback port with paper keys of its own;
@@ -136,8 +143,8 @@ def run(
     if cfg.broker.kind == "alpaca":
         from bot.run.alpaca import run_alpaca
 
-        raise typer.Exit(run_alpaca(cfg, source, live, _dashboard_hook(cfg)))
-    raise typer.Exit(_run_embedded(cfg, source))
+        raise typer.Exit(run_alpaca(cfg, source, live, _dashboard_hook(cfg, reports)))
+    raise typer.Exit(_run_embedded(cfg, source, reports))
 
 
 def _check_live(cfg: Settings, live: bool) -> None:
@@ -147,7 +154,7 @@ def _check_live(cfg: Settings, live: bool) -> None:
         )
 
 
-def _run_embedded(cfg: Settings, source: str) -> int:
+def _run_embedded(cfg: Settings, source: str, reports: list[Path] | None = None) -> int:
     """The service on soxbot's own sandbox (a thread of this process, so Ctrl-C leaves nothing behind)."""
     import tempfile
 
@@ -174,7 +181,7 @@ def _run_embedded(cfg: Settings, source: str) -> int:
             typer.echo(
                 f"sandbox: {server.url} (paper, {bars}, clock {p.speed:g}x), journal {run_cfg.journal.path}"
             )
-            return run_alpaca(run_cfg, source, False, _dashboard_hook(run_cfg), p.data_dir is None)
+            return run_alpaca(run_cfg, source, False, _dashboard_hook(run_cfg, reports), p.data_dir is None)
     finally:
         server.stop()
 
@@ -188,13 +195,15 @@ def _sandbox_frame(sb: object, symbol: str) -> object:
     return pd.DataFrame(cols, index=pd.DatetimeIndex(pd.to_datetime(b.start, utc=True)))
 
 
-def _dashboard_hook(cfg: Settings):
+def _dashboard_hook(cfg: Settings, reports: list[Path] | None = None) -> Any:
     """What the service calls once it listens: start the dashboard beside /healthz, print its URL."""
     if not cfg.service.dashboard:
         return None
+    from functools import partial
+
     from bot.dashboard.serve import service_dashboard
 
-    return service_dashboard
+    return partial(service_dashboard, reports=list(reports or []))
 
 
 @app.command()
@@ -368,10 +377,7 @@ def dashboard(
     journal: Annotated[
         Path, typer.Option("--journal", help="Journal file: a backtest's journal.db, a stopped service's.")
     ],
-    reports: Annotated[
-        list[Path] | None,
-        typer.Option("--reports", help="Backtest/sweep/walk-forward output folder; repeatable."),
-    ] = None,
+    reports: ReportsOpt = None,
     config: ConfigOpt = None,
     port: Annotated[int | None, typer.Option(help="Port; 0 = any free ([service] dashboard_port).")] = None,
 ) -> None:

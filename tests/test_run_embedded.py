@@ -59,9 +59,13 @@ def poll(proc: subprocess.Popen, done: Callable[[], Any], seconds: float, what: 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs Linux /proc to look for child processes")
 def test_run_with_the_example_config_trades_on_the_embedded_sandbox_until_ctrl_c(tmp_path):
     log = tmp_path / "run.log"
+    bt = tmp_path / "reports" / "bt1"  # a backtest's output folder for the dashboard's reports page
+    bt.mkdir(parents=True)
+    (bt / "summary.json").write_text(json.dumps({"strategy": {"total_return": 0.1, "n_trades": 3}}))
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [*SOXBOT, "run", "--config", str(REPO / "config.example.toml"), "--speed", "86400"],
+            [*SOXBOT, "run", "--config", str(REPO / "config.example.toml"), "--speed", "86400",
+             "--reports", str(bt.parent)],
             cwd=tmp_path, env=embedded_env(), stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
@@ -77,6 +81,8 @@ def test_run_with_the_example_config_trades_on_the_embedded_sandbox_until_ctrl_c
                 ov = json.loads(r.read())
             assert ov["fills"] >= 1 and ov["live"]["mode"] == "paper"
             assert ov["live"]["clock"]["kind"].startswith("sandbox clock")
+            with urllib.request.urlopen(url + "api/reports", timeout=10) as r:
+                assert [x["summary"]["n_trades"] for x in json.loads(r.read())] == [3]
             assert journal_rows(db, "SELECT mode FROM runs") == [("paper-alpaca",)]
             assert children(proc.pid) == []  # the sandbox is a thread of this process, not a child
             proc.send_signal(signal.SIGINT)

@@ -91,7 +91,8 @@ class Dashboard:
                 return {"signal": {"ts": []}, "indicators": {}, "traded": {}, "error": str(exc)}
 
         out = dict(self.charts.get(key, make))
-        out["fills"] = self.view.rows("fills")[::-1]
+        first = (out.get("signal", {}).get("ts") or [""])[0][:10]  # the fills of the bars shown
+        out["fills"] = [f for f in self.view.rows("fills")[::-1] if f["ts"][:10] >= first]
         return out
 
     def _closes(self, run: dict[str, Any], key: Any) -> dict[str, list[Any]]:

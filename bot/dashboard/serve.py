@@ -81,12 +81,12 @@ def _token(service: Any) -> str | None:
     return t.get_secret_value() if t is not None else None
 
 
-def service_dashboard(loop: Any) -> Callable[[], None]:
+def service_dashboard(loop: Any, reports: list[Path] | None = None) -> Callable[[], None]:
     """`ServiceLoop(on_serve=...)`: start the dashboard of the running service, print its URL; its stop."""
     cfg = loop.cfg
     s = cfg.service
     token = _token(s)
-    app = build_app(cfg.journal.path, LiveView(loop), token=token)
+    app = build_app(cfg.journal.path, LiveView(loop), reports, token=token)
     try:
         server = DashboardServer(app, s.health_host, s.dashboard_port, token).start()
     except OSError as exc:  # the port is taken: the service trades on, without its page
