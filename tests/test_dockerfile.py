@@ -316,6 +316,7 @@ def test_the_image_command_runs_the_service_on_paper_keys_from_the_environment(t
     env.update(
         APCA_API_KEY_ID=KEY, APCA_API_SECRET_KEY=SECRET, SOXBOT_SERVICE__HEALTH_TOKEN=token,
         SOXBOT_SERVICE__HEALTH_PORT=str(port), SOXBOT_BROKER__BASE_URL=sb.url, SOXBOT_DATA__BASE_URL=sb.url,
+        SOXBOT_SERVICE__DASHBOARD_PORT="0",
     )  # fmt: skip
     env = {**os.environ, **env}
     cmd = image_command()
