@@ -25,7 +25,7 @@ COPY docker/healthcheck.py /app/healthcheck.py
 
 USER soxbot
 VOLUME ["/data"]
-EXPOSE 9108
+EXPOSE 9108 9109
 HEALTHCHECK --interval=60s --timeout=5s --start-period=120s --retries=3 CMD ["python", "/app/healthcheck.py"]
 ENTRYPOINT ["soxbot", "run"]
 CMD ["--config", "/config/config.toml"]

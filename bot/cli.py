@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -121,17 +121,115 @@ def _fail(msg: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+ReportsOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--reports", help="Backtest/sweep/walk-forward output folder for the dashboard; repeatable."
+    ),
+]
+LiveOpt = Annotated[
+    bool, typer.Option("--live", help="Allow live trading (also needs [broker] live = true).")
+]
+
+
 @app.command()
 def run(
     config: ConfigOpt = None,
-    live: Annotated[
-        bool, typer.Option("--live", help="Allow live trading (also needs [broker] live = true).")
-    ] = False,
+    live: LiveOpt = False,
+    max_bars: Annotated[int | None, typer.Option(help="Stop after this many decisions' bars.")] = None,
+    speed: Annotated[
+        float | None,
+        typer.Option(help="Embedded sandbox: simulated seconds per wall second ([run] sandbox_speed)."),
+    ] = None,
+    path: PluginPathOpt = None,
+    reports: ReportsOpt = None,
+) -> None:
+    """Run the bot as a service until Ctrl-C, with its dashboard. [broker] kind = "sim" (the default):
+    on soxbot's own sandbox, started here on a free loopback port with paper keys of its own;
+    kind = "alpaca": on Alpaca's paper API (or live, with both opt-ins)."""
+    from bot.core import log
+
+    cfg = _load(config, path, run__max_bars=max_bars, run__sandbox_speed=speed)
+    log.configure(cfg.run.log_format, cfg.run.log_level)
+    _check_live(cfg, live)
+    _check_rates(cfg)
+    source = str(config or "defaults")
+    if cfg.broker.kind == "alpaca":
+        from bot.run.alpaca import run_alpaca
+
+        raise typer.Exit(run_alpaca(cfg, source, live, _dashboard_hook(cfg, reports)))
+    raise typer.Exit(_run_embedded(cfg, source, reports))
+
+
+def _check_live(cfg: Settings, live: bool) -> None:
+    if (cfg.broker.live or live) and not (cfg.broker.live and live):
+        raise _fail(
+            "Live trading needs both `[broker] live = true` and the --live flag. Paper is the default."
+        )
+
+
+def _run_embedded(cfg: Settings, source: str, reports: list[Path] | None = None) -> int:
+    """The service on soxbot's own sandbox (a thread of this process, so Ctrl-C leaves nothing behind)."""
+    import tempfile
+
+    from bot.run.alpaca import run_alpaca
+    from bot.run.embedded import demo_start, plan, settings_for
+    from bot.sandbox import SandboxServer
+
+    if cfg.broker.live:
+        raise _fail("[broker] live = true needs [broker] kind = 'alpaca': the sandbox is paper only.")
+    p = plan(cfg)
+    try:
+        server = SandboxServer(**p.server_args())
+        if p.start is None:  # no date named: start shortly before the strategies' next trade
+            sb = server.sandbox
+            sb.reset(demo_start(cfg, _sandbox_frame(sb, cfg.universe.signal), sb.start))
+        server.start()
+    except (ValueError, OSError, RuntimeError, ConfigError) as exc:
+        where = f"[data] dir {p.data_dir}" if p.data_dir else "the synthetic model"
+        raise _fail(f"The embedded sandbox did not start on {where}: {exc}") from exc
+    try:
+        with tempfile.TemporaryDirectory(prefix="soxbot-sandbox-") as cache:
+            run_cfg = settings_for(cfg, server.url, p, Path(cache))
+            bars = f"bars from {p.data_dir}" if p.data_dir else "SYNTHETIC DATA"
+            typer.echo(
+                f"sandbox: {server.url} (paper, {bars}, clock {p.speed:g}x), journal {run_cfg.journal.path}"
+            )
+            return run_alpaca(run_cfg, source, False, _dashboard_hook(run_cfg, reports), p.data_dir is None)
+    finally:
+        server.stop()
+
+
+def _sandbox_frame(sb: object, symbol: str) -> object:
+    """The sandbox's bars of `symbol` as a DataFrame indexed by bar start (UTC)."""
+    import pandas as pd
+
+    b = sb.market.bars[symbol]  # type: ignore[attr-defined]
+    cols = {k: getattr(b, k) for k in ("open", "high", "low", "close", "volume")}
+    return pd.DataFrame(cols, index=pd.DatetimeIndex(pd.to_datetime(b.start, utc=True)))
+
+
+def _dashboard_hook(cfg: Settings, reports: list[Path] | None = None) -> Any:
+    """What the service calls once it listens: start the dashboard beside /healthz, print its URL."""
+    if not cfg.service.dashboard:
+        return None
+    from functools import partial
+
+    from bot.dashboard.serve import service_dashboard
+
+    return partial(service_dashboard, reports=list(reports or []))
+
+
+@app.command()
+def replay(
+    config: ConfigOpt = None,
+    live: LiveOpt = False,
     max_bars: Annotated[int | None, typer.Option(help="Stop after this many bars.")] = None,
     speed: Annotated[float | None, typer.Option(help="Replay speed in bars per second.")] = None,
     path: PluginPathOpt = None,
 ) -> None:
-    """Run the bot. Offline default: synthetic bars replayed into the paper broker."""
+    """Replay the configured bars (synthetic by default) through the live signal path into the
+    in-process paper broker, one line per bar, then exit."""
     from bot.broker.sim import SimBroker
     from bot.core import log
     from bot.data.errors import DataError
@@ -143,15 +241,13 @@ def run(
 
     cfg = _load(config, path, run__max_bars=max_bars, run__speed=speed)
     log.configure(cfg.run.log_format, cfg.run.log_level)
-    if (cfg.broker.live or live) and not (cfg.broker.live and live):
-        raise _fail(
-            "Live trading needs both `[broker] live = true` and the --live flag. Paper is the default."
-        )
+    _check_live(cfg, live)
     _check_rates(cfg)
     if cfg.broker.kind == "alpaca":
-        from bot.run.alpaca import run_alpaca
-
-        raise typer.Exit(run_alpaca(cfg, str(config or "defaults"), live))
+        raise _fail(
+            "`soxbot replay` trades the in-process paper broker: "
+            "use `soxbot run` for [broker] kind = 'alpaca'."
+        )
     try:
         strategies = build_strategies(cfg, str(config or "defaults"))
         bars, synthetic = load_market(cfg)
@@ -499,6 +595,34 @@ def montecarlo(
         where,
         workers,
     )
+
+
+@app.command()
+def dashboard(
+    journal: Annotated[
+        Path, typer.Option("--journal", help="Journal file: a backtest's journal.db, a stopped service's.")
+    ],
+    reports: ReportsOpt = None,
+    config: ConfigOpt = None,
+    port: Annotated[int | None, typer.Option(help="Port; 0 = any free ([service] dashboard_port).")] = None,
+) -> None:
+    """Serve the read-only dashboard of a journal at rest, until Ctrl-C. Host and token as [service]
+    health_host / health_token (a token is required off loopback)."""
+    from bot.dashboard.serve import journal_dashboard
+
+    cfg = _load(config, None, service__dashboard_port=port)
+    if not journal.is_file():
+        raise _fail(
+            f"No journal at {journal}: give a backtest's journal.db (--out DIR) or the service's journal."
+        )
+    s = cfg.service
+    token = s.health_token.get_secret_value() if s.health_token else None
+    try:
+        server = journal_dashboard(journal, list(reports or []), s.health_host, s.dashboard_port, token)
+    except (ValueError, OSError) as exc:
+        raise _fail(f"The dashboard did not start: {exc}") from exc
+    typer.echo(f"dashboard: {server.url}{' (add ?token=...)' if token else ''}  (Ctrl-C stops it)")
+    server.serve_until_signal()
 
 
 @app.command()

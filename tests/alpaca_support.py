@@ -146,6 +146,7 @@ base_url = "{url}"
 {chr(10).join(broker)}
 [service]
 health_port = 0
+dashboard_port = 0
 {service}
 [journal]
 path = "{tmp / "journal.db"}"

@@ -121,10 +121,10 @@ def test_backtest_on_synthetic_default_is_labelled(tmp_path):
     assert "SYNTHETIC DATA" in (tmp_path / "o" / "report.html").read_text()
 
 
-def test_run_offline_default_logs_decisions_and_journals(tmp_path):
+def test_replay_offline_default_logs_decisions_and_journals(tmp_path):
     db = tmp_path / "run.db"
     r = soxbot(
-        "run",
+        "replay",
         "--config",
         "config.example.toml",
         "--max-bars",
@@ -145,10 +145,10 @@ def test_run_offline_default_logs_decisions_and_journals(tmp_path):
     assert r2.returncode == 0 and "sx-" in r2.stdout
 
 
-def test_run_stops_cleanly_on_sigterm(tmp_path):
+def test_replay_stops_cleanly_on_sigterm(tmp_path):
     db = tmp_path / "run.db"
     p = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "run", "--speed", "20"],
+        [sys.executable, "-m", "bot.cli", "replay", "--speed", "20"],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -107,7 +107,7 @@ def _alpaca_config(tmp_path: Path, url: str) -> Path:
         f'[universe]\nsignal = "AAA"\nbull = "BBB"\nbear = ""\n'
         f'[broker]\nkind = "alpaca"\nbase_url = "{url}"\n'
         f'[journal]\npath = "{tmp_path / "j.db"}"\n'
-        "[service]\nhealth_port = 0\n"
+        "[service]\nhealth_port = 0\ndashboard_port = 0\n"
     )
     return cfg
 

@@ -69,7 +69,7 @@ def test_plugins_paths_in_the_config_are_read_beside_the_config_file(tmp_path: P
     assert "all checks passed" in ok(soxbot("test-strategy", "my_idea", "--config", str(cfg)))
     out = ok(soxbot("backtest", "--config", str(cfg), "--out", str(tmp_path / "bt"), "--no-progress"))
     assert "SYNTHETIC DATA" in out and (tmp_path / "bt" / "summary.json").is_file()
-    ok(soxbot("run", "--config", str(cfg), "--max-bars", "80", "--speed", "100000"))
+    ok(soxbot("replay", "--config", str(cfg), "--max-bars", "80", "--speed", "100000"))
     with sqlite3.connect(conf / "journal.db") as db:
         n = db.execute("SELECT COUNT(*) FROM signals WHERE strategy = 'my_idea'").fetchone()[0]
     assert n > 0
@@ -82,7 +82,8 @@ def test_path_option_on_run_and_backtest(tmp_path: Path) -> None:
     r = soxbot("backtest", "--config", str(cfg), "--out", str(tmp_path / "bt"))
     assert r.returncode == 2 and "unknown strategy" in r.stderr and "--path" in r.stderr
     ok(soxbot("backtest", "--config", str(cfg), "--path", str(plugins), "--out", str(tmp_path / "bt")))
-    ok(soxbot("run", "--config", str(cfg), "--path", str(plugins), "--max-bars", "60", "--speed", "100000"))
+    fast = ("--max-bars", "60", "--speed", "100000")
+    ok(soxbot("replay", "--config", str(cfg), "--path", str(plugins), *fast))
 
 
 def test_a_plugin_path_that_does_not_exist_is_named(tmp_path: Path) -> None:

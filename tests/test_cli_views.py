@@ -42,7 +42,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     db = tmp_path_factory.mktemp("replay") / "run.db"
     env = {"SOXBOT_JOURNAL__PATH": str(db), "SOXBOT_RUN__LOG_FORMAT": "json"}
     r = soxbot(
-        "run", "--config", "config.example.toml", "--max-bars", str(BARS), "--speed", "100000", env=env
+        "replay", "--config", "config.example.toml", "--max-bars", str(BARS), "--speed", "100000", env=env
     )
     assert r.returncode == 0, r.stderr[-3000:]
     events = [json.loads(ln) for ln in r.stdout.splitlines() if ln.startswith("{")]

@@ -244,7 +244,7 @@ def test_the_offline_run_journals_each_trades_decay(tmp_path):
     """`soxbot run` (the synthetic replay) ends by journaling every closed trade's decay and carry."""
     db = tmp_path / "j.db"
     r = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "run", "--max-bars", "300", "--speed", "100000"],
+        [sys.executable, "-m", "bot.cli", "replay", "--max-bars", "300", "--speed", "100000"],
         capture_output=True, text=True, timeout=300, env={**os.environ, "SOXBOT_JOURNAL__PATH": str(db)},
     )  # fmt: skip
     assert r.returncode == 0, r.stderr

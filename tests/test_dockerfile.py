@@ -284,8 +284,10 @@ def test_compose_keeps_the_journal_on_its_volume_and_the_secrets_in_the_environm
         "/data"
     )  # ...holds these
     ports = [p.rsplit(":", 1) for p in svc["ports"]]
-    assert [(host.split(":")[0], int(c)) for host, c in ports] == [("127.0.0.1", cfg.service.health_port)]
+    published = [("127.0.0.1", cfg.service.health_port), ("127.0.0.1", cfg.service.dashboard_port)]
+    assert [(host.split(":")[0], int(c)) for host, c in ports] == published  # this host only
     assert Settings().service.health_port == cfg.service.health_port  # the documented default
+    assert Settings().service.dashboard_port == cfg.service.dashboard_port
 
 
 def test_the_image_command_without_a_health_token_stops_with_one_line(tmp_path):
@@ -314,6 +316,7 @@ def test_the_image_command_runs_the_service_on_paper_keys_from_the_environment(t
     env.update(
         APCA_API_KEY_ID=KEY, APCA_API_SECRET_KEY=SECRET, SOXBOT_SERVICE__HEALTH_TOKEN=token,
         SOXBOT_SERVICE__HEALTH_PORT=str(port), SOXBOT_BROKER__BASE_URL=sb.url, SOXBOT_DATA__BASE_URL=sb.url,
+        SOXBOT_SERVICE__DASHBOARD_PORT="0",
     )  # fmt: skip
     env = {**os.environ, **env}
     cmd = image_command()

@@ -406,6 +406,13 @@ class JournalConfig(_Section):
 class RunConfig(_Section):
     speed: float = Field(20.0, gt=0, description="Replay driver: bars per second of wall time (0 < speed).")
     max_bars: int = Field(0, ge=0, description="Replay driver: stop after this many bars; 0 = all.")
+    sandbox_speed: float = Field(
+        43200.0,
+        gt=0,
+        le=1_000_000,
+        description="`soxbot run` on the embedded sandbox ([broker] kind = 'sim'): simulated seconds per "
+        "wall second of its clock (43200 = twelve market hours a second: a daily session every 2 s).",
+    )
     log_format: Literal["console", "json", "keyvalue"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -453,6 +460,10 @@ class ServiceConfig(_Section):
     health_port: int = Field(9108, ge=0, le=65535, description="Port of /healthz and /metrics; 0 = any free.")
     health_token: SecretStr | None = Field(
         None, description="Bearer token for /healthz and /metrics; required off loopback."
+    )
+    dashboard: bool = Field(True, description="Serve the read-only dashboard (on health_host, same token).")
+    dashboard_port: int = Field(
+        9109, ge=0, le=65535, description="Port of the dashboard; 0 = any free (the URL is printed at start)."
     )
 
     @model_validator(mode="after")

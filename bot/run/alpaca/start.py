@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+from typing import Any
 
 from bot.broker.alpaca import AlpacaBroker, AlpacaSetupError
 from bot.core.config import ConfigError, Settings
@@ -23,8 +24,11 @@ log = get("soxbot.run")
 SETUP_ERRORS = (ConfigError, DataError, AlpacaSetupError, StartError)
 
 
-def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
-    """`soxbot run` with `[broker] kind = "alpaca"`: returns the exit code."""
+def run_alpaca(
+    cfg: Settings, source: str, live_flag: bool, on_serve: Any = None, synthetic: bool = False
+) -> int:
+    """`soxbot run` with `[broker] kind = "alpaca"`: returns the exit code. `on_serve`: see ServiceLoop;
+    `synthetic`: the broker's bars are synthetic (the embedded sandbox's), journaled as such."""
     from bot.run.assemble import build_strategies
 
     journal: Journal | None = None
@@ -63,7 +67,7 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
     r.stop.install()
     logging.getLogger("alpaca").setLevel(logging.WARNING)  # the SDK's own INFO lines repeat ours
     mode = "live-alpaca" if not broker.paper else "paper-alpaca"
-    journal.start_run(mode, r.set_id, json.loads(cfg.model_dump_json()), False)
+    journal.start_run(mode, r.set_id, json.loads(cfg.model_dump_json()), synthetic)
     status = "ok"
     loop = None
     try:
@@ -82,7 +86,9 @@ def run_alpaca(cfg: Settings, source: str, live_flag: bool) -> int:
         if cfg.service.scheduler:  # the market-aware service: NYSE schedule, /healthz, /metrics, alerts
             from bot.run.service.runner import ServiceLoop
 
-            loop = ServiceLoop(r, cfg)  # before reconciling: what the restart finds reaches the webhook too
+            loop = ServiceLoop(
+                r, cfg, on_serve
+            )  # before reconciling: what the restart finds reaches the webhook too
         broker.start()
         try:
             r.reconcile()

@@ -76,9 +76,12 @@ def _ny_date(ts: pd.Timestamp) -> dt.date:
 
 
 class ServiceLoop:
-    def __init__(self, run: Trader, cfg: Settings) -> None:
+    def __init__(self, run: Trader, cfg: Settings, on_serve: Any = None) -> None:
+        """`on_serve(loop)`: called once the health server listens, returns its own stop (the CLI's
+        dashboard hangs on here: it sits above the service and is started by the layer that owns both)."""
         self.run = run
         self.cfg = cfg
+        self.on_serve = on_serve
         spec = ScheduleSpec.from_settings(cfg)
         self.spec = spec
         self.early = spec.timeframe == "1d" and spec.daily_offset > dt.timedelta(0)
@@ -221,6 +224,7 @@ class ServiceLoop:
         r = self.run
         self.day_start_equity = r.engine.equity_now  # as reconciled with the broker
         port = self.server.start()
+        stop_extra = self.on_serve(self) if self.on_serve is not None else None
         self._start_schedule()
         log.info(
             "service start",
@@ -244,5 +248,7 @@ class ServiceLoop:
                     self.alerts.send("error", f"{kind} at {at} failed: {exc!r}")
         finally:
             self.sched.shutdown(wait=False)
+            if stop_extra is not None:
+                stop_extra()
             self.server.stop()
             self.alerts.close(2.0)
