@@ -103,7 +103,7 @@ def test_the_rule_counts_the_bars_and_the_broker_minimum():
     assert unsizable(cfg, "bear", "SOXS", prices, days, 100_000.0) is None
 
 
-def test_soxbot_run_says_it_once_at_start(tmp_path):
+def test_soxbot_replay_says_it_once_at_start(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     _market(data, soxs_price=500_000.0)
@@ -114,7 +114,7 @@ def test_soxbot_run_says_it_once_at_start(tmp_path):
         '[[strategies]]\nname = "ma_cross"\nparams = { fast = 3, slow = 8 }\n[risk]\nstop_loss_pct = 0\n'
     )
     r = subprocess.run(
-        [sys.executable, "-m", "bot.cli", "run", "--config", str(cfg), "--speed", "5000"],
+        [sys.executable, "-m", "bot.cli", "replay", "--config", str(cfg), "--speed", "5000"],
         cwd=REPO, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
