@@ -5,7 +5,10 @@ service, lets `--days` simulated calendar days pass, and samples the bot's RSS a
 descriptors (from /proc) plus its /metrics counters. Prints a table and whether memory and fds stay
 flat after warm-up (the first 20% of samples are warm-up).
 
-    .venv/bin/python bench/soak.py --days 30 --speed 1500
+    .venv/bin/python bench/soak.py --days 30 --speed 1500 [--page]
+
+`--page`: the dashboard's overview is open the whole time, as a browser keeps it: the page, then its
+htmx fragment every 2 s of wall time (what `overview.html` asks for).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -45,6 +49,7 @@ def main() -> int:
     ap.add_argument("--speed", type=float, default=1500)
     ap.add_argument("--every", type=float, default=15, help="seconds between samples")
     ap.add_argument("--port", type=int, default=19108)
+    ap.add_argument("--page", action="store_true", help="keep the dashboard's overview open (polling)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="soxbot-soak-"))
     sb = subprocess.Popen([*CMD, "sandbox", "--port", "0", "--speed", str(a.speed), "--timeframe", "1m",
@@ -70,6 +75,7 @@ kind = "alpaca"
 base_url = "{url}"
 [service]
 health_port = {a.port}
+dashboard_port = {a.port + 1}
 [journal]
 path = "{tmp / "soak.db"}"
 [run]
@@ -80,6 +86,10 @@ log_level = "WARNING"
     bot = subprocess.Popen([*CMD, "run", "--config", str(cfg)], cwd=REPO, env=env,
                            stdout=(tmp / "bot.log").open("w"), stderr=subprocess.STDOUT)  # fmt: skip
     wall = a.days * 86400 / a.speed
+    done = threading.Event()
+    polls = [0, 0]  # answered, failed
+    if a.page:
+        threading.Thread(target=_keep_page_open, args=(a.port + 1, done, polls), daemon=True).start()
     rows = []
     t0 = time.monotonic()
     print("| wall s | RSS MiB | fds | decisions | skipped | fills | journal MiB |")
@@ -98,6 +108,7 @@ log_level = "WARNING"
             rows.append(row)
             print("| {:.0f} | {:.1f} | {} | {:.0f} | {:.0f} | {:.0f} | {:.1f} |".format(*row), flush=True)
     finally:
+        done.set()
         bot.send_signal(signal.SIGTERM)
         bot.wait(30)
         sb.send_signal(signal.SIGTERM)
@@ -108,7 +119,22 @@ log_level = "WARNING"
         fds = [r[2] for r in warm]
         print(f"\nafter warm-up: RSS {min(rss):.1f}..{max(rss):.1f} MiB (growth {rss[-1] - rss[0]:+.1f}), "
               f"fds {min(fds)}..{max(fds)}; bot exit code {bot.returncode}; log {tmp / 'bot.log'}")
+    if a.page:
+        print(f"dashboard overview polls: {polls[0]} answered, {polls[1]} failed")
     return 0
+
+
+def _keep_page_open(port: int, done: threading.Event, polls: list[int]) -> None:
+    base = f"http://127.0.0.1:{port}"
+    first = True
+    while not done.wait(2.0):
+        try:
+            path = "/" if first else "/partials/overview"
+            urllib.request.urlopen(base + path, timeout=10).read()
+            polls[0] += 1
+            first = False
+        except OSError:
+            polls[1] += 1
 
 
 if __name__ == "__main__":

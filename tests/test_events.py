@@ -1,6 +1,7 @@
 """The event calendar and its blackouts (bot/data/events.py, bot/risk/events.py): the file format and
 its errors, when an event reaches prices, and the blackout enforced identically by the backtest and by
-the in-process live driver (`run_replay`: the live signal path bar by bar) on the shipped FOMC dates."""
+the in-process live driver (`run_replay`: the live signal path bar by bar) on the shipped FOMC dates,
+and by the Alpaca driver against the sandbox."""
 
 from __future__ import annotations
 
@@ -255,3 +256,51 @@ def test_backtest_summary_compares_event_days_with_the_rest(tmp_path):
     assert ev["fomc"]["SOXX"]["mean_abs_gap"] == pytest.approx(np.abs(gap[on]).mean(), rel=1e-9)
     assert ev["rest"]["SOXX"]["mean_return"] == pytest.approx(ret[rest].mean(), rel=1e-9)
     assert ev["rest"]["SOXX"]["share_gap_over_2pct"] == pytest.approx((np.abs(gap[rest]) > 0.02).mean())
+
+
+# -- the Alpaca driver (live) against the sandbox ---------------------------------------------------
+def test_the_alpaca_driver_blocks_the_entry_the_backtest_blocks_before_an_event(tmp_path):
+    """The live driver on the sandbox (alpaca-py over HTTP), the same events file and policy as a
+    backtest of the same bars: the cross up decided on 2024-10-11 falls one session before an event
+    on 10-14, and both refuse that entry with the same verdict; without the file the live driver enters."""
+    import json
+
+    from bot.sandbox.app import SandboxServer
+    from tests.alpaca_support import bot_config, in_process_run
+    from tests.sandbox_support import admin, daily_bars, write_bars
+
+    events = tmp_path / "events.csv"
+    events.write_text("date,time,kind,symbol,note\n2024-10-14,14:00,fomc,,a decision (test)\n")
+    policy = f'[events]\nfile = "{events}"\n[events.policy.fomc]\nsessions_before = 1\naction = "no_entry"\n'
+    bars = daily_bars(start="2023-06-01")
+    d = write_bars(tmp_path / "data", bars, "1d")
+
+    def live(extra: str, sub: str) -> tuple[pd.DataFrame, object]:
+        with SandboxServer(data_dir=d, timeframe="1d", speed=0, start="2024-10-07") as s:
+            (tmp_path / sub).mkdir()
+            keys = ("PKTEST", "SECRET")
+            cfg_file = bot_config(tmp_path / sub, s.url, universe=("AAA", "BBB", ""), keys=keys, extra=extra)
+            cfg = load_config(cfg_file)
+            j = Journal(cfg.journal.path)
+            r = in_process_run(cfg, j, resync=0.5)
+            r.clock.calibrate(0.2)
+            r.reconcile()
+            r.warm_up()
+            admin(s, "advance", {"seconds": 1, "speed": 120000})
+            r.run(max_bars=5)  # 2024-10-07 .. 10-11: the cross up on 10-11 is a decision
+            j.flush()
+            out = j.query("SELECT ts, action, reason, details FROM risk WHERE ts LIKE '2024-10-11%'")
+            j.close()
+        return out, cfg
+
+    blocked, cfg = live(policy, "with")
+    free, _ = live("", "without")
+    bt = Journal(tmp_path / "bt.db", buffered=True)
+    bt.start_run("backtest", set_id_for(cfg), {})
+    run_backtest(cfg, [create("ma_cross", {"fast": 2, "slow": 5, "kind": "sma"})], bars, bt)
+    want = bt.query("SELECT ts, action, reason, details FROM risk WHERE ts LIKE '2024-10-11%'")
+    bt.close()
+    assert list(want.action) == ["block"] and "event blackout" in want.reason.iloc[0], want
+    assert list(blocked.action) == list(want.action) and list(blocked.reason) == list(want.reason)
+    assert json.loads(blocked.details.iloc[0]) == json.loads(want.details.iloc[0])
+    assert list(free.action) == ["allow"], free  # the same decision enters without the file
