@@ -121,3 +121,32 @@ def test_no_token_off_loopback_is_a_user_error(backtest: Path) -> None:
     assert r.returncode == 2 and "health_token" in r.stderr and "Traceback" not in r.stderr
     r = subprocess.run([*cmd, "nope.db"], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 2 and "No journal at nope.db" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_open_leveraged_position_shows_its_decay_and_carry_since_entry(tmp_path: Path) -> None:
+    """A replay stopped with SOXL held (the synthetic market, whose SOX index the run can reload): the
+    overview gives the position's decay and carry since entry, terms that sum to ln(mark / entry)."""
+    import math
+
+    db = None
+    for bars in (150, 400, 120, 180, 250):  # the first stop of the replay with a position open
+        path = tmp_path / f"replay{bars}.db"
+        r = subprocess.run([*SOXBOT, "replay", "--config", "config.example.toml", "--max-bars", str(bars),
+                            "--speed", "100000"], cwd=REPO, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "SOXBOT_JOURNAL__PATH": str(path)})  # fmt: skip
+        assert r.returncode == 0, r.stderr[-2000:]
+        if "position='" in r.stdout.splitlines()[-1]:
+            db = path
+            break
+    assert db is not None, "no replay stop with a position open"
+    for url, _proc in serve(["--journal", str(db)]):
+        o = json.loads(get(url + "api/overview")[1])
+        (p,) = o["positions"]
+        d = p["decay"]
+        assert isinstance(d, dict) and d["underlying"] == "SOX" and d["leverage"] in (3.0, -3.0), d
+        terms = ("leveraged_index", "vol_drag", "expense", "financing", "rest")
+        total = math.log(p["mark"] / p["entry_price"])
+        assert math.fsum(d[k] for k in terms) == pytest.approx(total, abs=1e-9)
+        assert d["vol_drag"] < 0 and abs(d["rest"]) < 0.02  # the synthetic fund is L x SOX plus its carry
+        page = get(url)[1].decode()
+        assert "decay and carry since entry" in page and f"{d['vol_drag'] * 100:+.2f}" in page

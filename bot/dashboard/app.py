@@ -51,6 +51,7 @@ class Dashboard:
         self.reports = [Path(p) for p in reports or []]
         self.charts = ChartCache()
         self.closes = ChartCache()
+        self.decays = ChartCache()
 
     def now(self) -> dt.datetime:
         return self.live.now() if self.live is not None else dt.datetime.now(dt.UTC)
@@ -66,7 +67,31 @@ class Dashboard:
             out["live"] = None
             if out.get("run"):
                 out["data"]["stale"] = False  # a journal at rest: nothing new is expected
+        if out.get("positions"):
+            self._decay(out["positions"], out.get("data", {}).get("last_bar"))
         return out
+
+    def _decay(self, positions: list[dict[str, Any]], last_bar: str | None) -> None:
+        """Each leveraged position's decay and carry since entry (`bot/risk/leverage.py`), from the
+        run's own bars: computed once per new bar, not on every poll of the page."""
+        from bot.run.position_attribution import position_decay
+
+        run = self.view.run()
+        if run is None:
+            return
+        key = (run["id"], last_bar, tuple((p["symbol"], p["entry_time"], p["mark"]) for p in positions))
+        now = pd.Timestamp(self.now()) if self.live is not None else None
+
+        def make() -> dict[str, Any]:
+            try:
+                load = self._loader(run["config"])
+            except Exception as exc:
+                return {p["symbol"]: f"n/a ({exc})" for p in positions}
+            return position_decay(run["config"], positions, last_bar, lambda syms: load(syms, now))
+
+        got = self.decays.get(key, make)
+        for p in positions:
+            p["decay"] = got.get(p["symbol"])
 
     def _loader(self, config: dict[str, Any]) -> Any:
         if self.live is not None:

@@ -8,12 +8,14 @@ journal recorded them (a replay's synthetic market is regenerated from its seed)
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+import pandas as pd
 
 from bot.core.config import DataConfig, LeveragedConfig, Settings
 from bot.risk.attribution import Pair, rates_for
-from bot.risk.leverage import Attribution
+from bot.risk.leverage import TERMS, Attribution
 
 
 def _section(model: type, raw: Any, fallback: Any) -> Any:
@@ -60,4 +62,38 @@ def position_lines(
             out.append(f"    decay/carry: n/a ({why})")
             continue
         out.append(line(p.symbol, att, fund.underlying))
+    return out
+
+
+def position_decay(
+    run_config: Mapping[str, Any],
+    positions: Sequence[Mapping[str, Any]],
+    mark_ts: str | None,
+    load: Callable[[list[str]], dict[str, pd.DataFrame]],
+) -> dict[str, dict[str, float] | str]:
+    """The dashboard's figures: per open position in a declared leveraged fund, its attribution terms
+    (log returns) from the entry fill to the journal's latest mark, or a line saying why there are none.
+    `load(symbols)` gives the bars as the run read them."""
+    lev: LeveragedConfig = _section(LeveragedConfig, run_config.get("leveraged"), LeveragedConfig())
+    out: dict[str, dict[str, float] | str] = {}
+    for p in positions:
+        fund = lev.fund(p["symbol"])
+        if fund is None:
+            continue
+        if p.get("mark") is None or mark_ts is None:
+            out[p["symbol"]] = f"n/a (no mark for {p['symbol']} yet)"
+            continue
+        try:
+            bars = load([p["symbol"], fund.underlying])
+            pair = Pair.of(fund, bars[p["symbol"]], bars[fund.underlying])
+            att = pair.attribute(p["entry_time"], p["entry_price"], mark_ts, p["mark"], rates_for(lev))
+        except Exception as exc:  # the underlying has no bars there (an index at a broker), a day missing
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            out[p["symbol"]] = (
+                f"n/a ({fund.underlying} bars: {why}; declare [[leveraged.funds]] with an underlying "
+                "that has data, e.g. SOXX)"
+            )
+            continue
+        out[p["symbol"]] = {"underlying": fund.underlying, "leverage": fund.leverage,
+                            **{k: float(getattr(att, k)) for k in ("log_return", *TERMS)}}  # fmt: skip
     return out
