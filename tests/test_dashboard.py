@@ -150,3 +150,35 @@ def test_an_open_leveraged_position_shows_its_decay_and_carry_since_entry(tmp_pa
         assert d["vol_drag"] < 0 and abs(d["rest"]) < 0.02  # the synthetic fund is L x SOX plus its carry
         page = get(url)[1].decode()
         assert "decay and carry since entry" in page and f"{d['vol_drag'] * 100:+.2f}" in page
+
+
+def test_the_overview_reads_the_equity_curve_s_end_not_all_of_it(tmp_path: Path) -> None:
+    """An open page polls the overview every 2 s for as long as the service runs: it reads the curve's
+    last rows (today and the close before), and today's P&L is what the whole curve gives."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from bot.core.events import EquityPoint
+    from bot.dashboard import journal_view
+    from bot.journal.journal import Journal
+
+    j = Journal(tmp_path / "j.db", buffered=True)
+    j.start_run("paper-alpaca", "s", {"broker": {"starting_cash": 1000.0}})
+    n, per_day = 3 * journal_view.TAIL, 390  # a long run of 1-minute bars
+    t0 = pd.Timestamp("2024-01-02 09:30", tz="America/New_York")
+    for i in range(n):
+        ts = t0 + pd.Timedelta(days=i // per_day, minutes=i % per_day)
+        j.equity(EquityPoint(ts, 1000.0 + i, 0.0, 0.0))
+    j.flush()
+    j.close()
+    view = journal_view.JournalView(tmp_path / "j.db")
+    reads: list[str] = []
+    with view.connect() as db:
+        db.set_trace_callback(reads.append)
+        tail = journal_view._equity_tail(db, 1)
+    assert len(tail) == journal_view.TAIL < n and any("LIMIT" in q for q in reads)
+    o = view.overview(dt.datetime.now(dt.UTC))
+    last_close = 1000.0 + (n - 1) - ((n - 1) % per_day) - 1  # the last row of the session before
+    assert o["equity"]["value"] == 1000.0 + n - 1
+    assert o["pnl_today"]["value"] == pytest.approx(o["equity"]["value"] - last_close)

@@ -26,6 +26,20 @@ from bot.run.service.status import (
 
 TABLES = ("orders", "fills", "signals", "risk")
 ROW_LIMIT = 500
+TAIL = 2000  # equity rows the overview reads from the end: more than a session of 1-minute bars
+
+
+def _equity_tail(db: sqlite3.Connection, run_id: int) -> list[sqlite3.Row]:
+    """The equity rows the overview needs, oldest first: the last TAIL, which hold today's session and the
+    close before it. Polled every 2 s by an open page, so it must not read the whole curve: a year of
+    1-minute bars is ~100k rows. Only a run shorter than TAIL rows (the starting cash is then the base)
+    or a session longer than TAIL rows is read whole."""
+    q = "SELECT ts, equity, cash, position_value FROM equity WHERE run_id=? ORDER BY rowid DESC LIMIT ?"
+    rows = db.execute(q, (run_id, TAIL)).fetchall()[::-1]
+    if len(rows) == TAIL and _session_of(rows[0]["ts"]) == _session_of(rows[-1]["ts"]):
+        q = "SELECT ts, equity, cash, position_value FROM equity WHERE run_id=? ORDER BY rowid"
+        rows = db.execute(q, (run_id,)).fetchall()
+    return rows
 
 
 class JournalView:
@@ -129,9 +143,7 @@ class JournalView:
             config = json.loads(r["config"] or "{}")
             orders = open_orders(db, run_id)
             pos = journal_positions(db, run_id, orders)
-            eq = db.execute(
-                "SELECT ts, equity, cash, position_value FROM equity WHERE run_id=? ORDER BY rowid", (run_id,)
-            ).fetchall()
+            eq = _equity_tail(db, run_id)
             locks = _locks(db, run_id, eq[-1]["ts"] if eq else None)
             fills = db.execute("SELECT COUNT(*) FROM fills WHERE run_id=?", (run_id,)).fetchone()[0]
         out: dict[str, Any] = {
@@ -148,10 +160,10 @@ class JournalView:
         if eq:
             last = eq[-1]
             day = _session_of(last["ts"])
-            before = [x for x in eq if _session_of(x["ts"]) < day]
+            before = next((x for x in reversed(eq) if _session_of(x["ts"]) < day), None)  # the last close
             start = (
-                float(before[-1]["equity"])
-                if before
+                float(before["equity"])
+                if before is not None
                 else float(config.get("broker", {}).get("starting_cash", eq[0]["equity"]))
             )
             end = float(last["equity"])
