@@ -182,3 +182,34 @@ def test_the_overview_reads_the_equity_curve_s_end_not_all_of_it(tmp_path: Path)
     last_close = 1000.0 + (n - 1) - ((n - 1) % per_day) - 1  # the last row of the session before
     assert o["equity"]["value"] == 1000.0 + n - 1
     assert o["pnl_today"]["value"] == pytest.approx(o["equity"]["value"] - last_close)
+
+
+def test_polling_the_pages_leaves_no_journal_connection_open(tmp_path: Path) -> None:
+    """Each request's read-only connection is closed when it is done, not when the garbage collector
+    gets to it: a page open all day must not pile up file descriptors."""
+    import datetime as dt
+    import gc
+
+    import pandas as pd
+
+    from bot.core.events import EquityPoint
+    from bot.dashboard.journal_view import JournalView
+    from bot.journal.journal import Journal
+
+    j = Journal(tmp_path / "j.db", buffered=True)
+    j.start_run("paper-alpaca", "s", {})
+    j.equity(EquityPoint(pd.Timestamp("2024-01-02 10:00", tz="America/New_York"), 1.0, 1.0, 0.0))
+    j.flush()
+    j.close()
+    view = JournalView(tmp_path / "j.db")
+    fds = lambda: len(os.listdir("/proc/self/fd"))  # noqa: E731
+    gc.disable()
+    try:
+        before = fds()
+        for _ in range(20):
+            view.overview(dt.datetime.now(dt.UTC))
+            view.rows("fills")
+            view.equity()
+        assert fds() == before
+    finally:
+        gc.enable()

@@ -11,6 +11,7 @@ import contextlib
 import datetime as dt
 import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +49,19 @@ class JournalView:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
 
-    def connect(self) -> sqlite3.Connection:
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        """A read-only connection, closed on leaving the block (sqlite3's own `with` only ends the
+        transaction: an open page polling every 2 s left a connection and its file descriptors per
+        request until the garbage collector ran)."""
         if not self.path.is_file():
             raise FileNotFoundError(f"No journal at {self.path}.")
         db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=5)
         db.row_factory = sqlite3.Row
-        return db
+        try:
+            yield db
+        finally:
+            db.close()
 
     def _run(self, db: sqlite3.Connection) -> sqlite3.Row | None:
         return db.execute("SELECT * FROM runs ORDER BY id DESC LIMIT 1").fetchone()
