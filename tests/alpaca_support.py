@@ -216,3 +216,29 @@ def in_process_run(
     feed = AlpacaBars(cfg.data, b.api_key.get_secret_value(), b.secret_key.get_secret_value())
     clock = BrokerClock(broker.client.get_clock, resync=resync)
     return AlpacaRun(cfg, build_strategies(cfg), broker, feed, journal, clock)
+
+
+def live_daily_run(tmp: Path, data_dir: Path, start: str, bars: int, **config: Any) -> tuple[Any, Path]:
+    """The Alpaca driver in this process against a sandbox of the daily bars in `data_dir`, from `start`,
+    for `bars` decisions (the AAA signal, BBB bought; `config`: more `bot_config` arguments). Returns the
+    settings and the journal it wrote, for a test to hold against a backtest of the same bars."""
+    from bot.core.config import load_config
+    from bot.journal.journal import Journal
+    from bot.sandbox.app import SandboxServer
+    from tests.sandbox_support import admin
+
+    with SandboxServer(data_dir=data_dir, timeframe="1d", speed=0, start=start) as s:
+        tmp.mkdir(parents=True, exist_ok=True)
+        cfg = load_config(
+            bot_config(tmp, s.url, universe=("AAA", "BBB", ""), keys=("PKTEST", "SECRET"), **config)
+        )
+        j = Journal(cfg.journal.path)
+        r = in_process_run(cfg, j, resync=0.5)
+        r.clock.calibrate(0.2)
+        r.reconcile()
+        r.warm_up()
+        admin(s, "advance", {"seconds": 1, "speed": 120000})
+        r.run(max_bars=bars)
+        j.flush()
+        j.close()
+    return cfg, Path(cfg.journal.path)

@@ -373,30 +373,18 @@ def test_alpaca_driver_warms_the_gate_up_and_blocks_like_the_backtest(tmp_path):
     """The live driver on the sandbox (alpaca-py over HTTP): a bull gate on AAA's SMA300, longer than
     the strategies' live window (256 bars), is warmed up from enough history to know its SMA at the
     first decision, and blocks the entry the backtest of the same bars blocks, with the same figures."""
-    from bot.sandbox.app import SandboxServer
+    from bot.run.assemble import build_strategies
     from bot.signals.plugins import create
-    from tests.alpaca_support import bot_config, in_process_run
-    from tests.sandbox_support import admin, daily_bars, write_bars
+    from tests.alpaca_support import live_daily_run
+    from tests.sandbox_support import daily_bars, write_bars
 
     bars = daily_bars(start="2023-06-01")
     d = write_bars(tmp_path / "data", bars, "1d")
-    with SandboxServer(data_dir=d, timeframe="1d", speed=0, start="2024-10-07") as s:
-        cfg_file = bot_config(
-            tmp_path, s.url, universe=("AAA", "BBB", ""), keys=("PKTEST", "SECRET"),
-            risk="[risk.bull]\nregime_sma = 300",
-        )  # fmt: skip
-        cfg = load_config(cfg_file)
-        j = Journal(cfg.journal.path)
-        r = in_process_run(cfg, j, resync=0.5)
-        assert live_window(r.strategies) < 300
-        r.clock.calibrate(0.2)
-        r.reconcile()
-        r.warm_up()
-        admin(s, "advance", {"seconds": 1, "speed": 120000})
-        r.run(max_bars=5)  # 2024-10-07 .. 10-11: the cross up on 10-11 is a decision
-        j.flush()
-        live = j.query("SELECT ts, reason, details FROM risk WHERE action = 'block'")
-        j.close()
+    cfg, path = live_daily_run(tmp_path / "live", d, "2024-10-07", 5, risk="[risk.bull]\nregime_sma = 300")
+    assert live_window(build_strategies(cfg)) < 300  # the gate needs more history than the strategies
+    j = Journal(path)
+    live = j.query("SELECT ts, reason, details FROM risk WHERE action = 'block'")  # 10-11: a cross up
+    j.close()
     bt = Journal(tmp_path / "bt.db", buffered=True)
     bt.start_run("backtest", set_id_for(cfg), {})
     run_backtest(cfg, [create("ma_cross", {"fast": 2, "slow": 5, "kind": "sma"})], bars, bt)

@@ -265,9 +265,8 @@ def test_the_alpaca_driver_blocks_the_entry_the_backtest_blocks_before_an_event(
     on 10-14, and both refuse that entry with the same verdict; without the file the live driver enters."""
     import json
 
-    from bot.sandbox.app import SandboxServer
-    from tests.alpaca_support import bot_config, in_process_run
-    from tests.sandbox_support import admin, daily_bars, write_bars
+    from tests.alpaca_support import live_daily_run
+    from tests.sandbox_support import daily_bars, write_bars
 
     events = tmp_path / "events.csv"
     events.write_text("date,time,kind,symbol,note\n2024-10-14,14:00,fomc,,a decision (test)\n")
@@ -276,21 +275,10 @@ def test_the_alpaca_driver_blocks_the_entry_the_backtest_blocks_before_an_event(
     d = write_bars(tmp_path / "data", bars, "1d")
 
     def live(extra: str, sub: str) -> tuple[pd.DataFrame, object]:
-        with SandboxServer(data_dir=d, timeframe="1d", speed=0, start="2024-10-07") as s:
-            (tmp_path / sub).mkdir()
-            keys = ("PKTEST", "SECRET")
-            cfg_file = bot_config(tmp_path / sub, s.url, universe=("AAA", "BBB", ""), keys=keys, extra=extra)
-            cfg = load_config(cfg_file)
-            j = Journal(cfg.journal.path)
-            r = in_process_run(cfg, j, resync=0.5)
-            r.clock.calibrate(0.2)
-            r.reconcile()
-            r.warm_up()
-            admin(s, "advance", {"seconds": 1, "speed": 120000})
-            r.run(max_bars=5)  # 2024-10-07 .. 10-11: the cross up on 10-11 is a decision
-            j.flush()
-            out = j.query("SELECT ts, action, reason, details FROM risk WHERE ts LIKE '2024-10-11%'")
-            j.close()
+        cfg, path = live_daily_run(tmp_path / sub, d, "2024-10-07", 5, extra=extra)  # 10-11: a cross up
+        j = Journal(path)
+        out = j.query("SELECT ts, action, reason, details FROM risk WHERE ts LIKE '2024-10-11%'")
+        j.close()
         return out, cfg
 
     blocked, cfg = live(policy, "with")
