@@ -98,10 +98,19 @@ class SplitTable:
 
     def adjusted(self, symbol: str, df: pd.DataFrame) -> pd.DataFrame:
         """`df` (as traded) on the basis of its last bar: what strategies read."""
+        return self._rebase(symbol, df, 1.0)
+
+    def as_traded(self, symbol: str, df: pd.DataFrame) -> pd.DataFrame:
+        """The inverse of `adjusted`: as-traded prices from a series adjusted to its last bar's basis.
+        Right only if the table lists every split of the symbol inside the series."""
+        return self._rebase(symbol, df, -1.0)
+
+    def _rebase(self, symbol: str, df: pd.DataFrame, power: float) -> pd.DataFrame:
+        """Prices divided, volume multiplied, by the splits' factor to the power `power` (1: adjust)."""
         splits = self.within(symbol, df.index)
         if not splits:
             return df
-        factor = _factor(_days(df.index), splits)
+        factor = _factor(_days(df.index), splits) ** power
         out = df.copy()
         for c in PRICES:
             if c in out:
@@ -109,21 +118,6 @@ class SplitTable:
         if "volume" in out:
             out["volume"] = out["volume"].to_numpy(float) * factor
         out.attrs.update(df.attrs)
-        return out
-
-    def as_traded(self, symbol: str, df: pd.DataFrame) -> pd.DataFrame:
-        """The inverse of `adjusted`: as-traded prices from a series adjusted to its last bar's basis.
-        Right only if the table lists every split of the symbol inside the series."""
-        splits = self.within(symbol, df.index)
-        if not splits:
-            return df
-        factor = _factor(_days(df.index), splits)
-        out = df.copy()
-        for c in PRICES:
-            if c in out:
-                out[c] = out[c].to_numpy(float) * factor
-        if "volume" in out:
-            out["volume"] = out["volume"].to_numpy(float) / factor
         return out
 
 
