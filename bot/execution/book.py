@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.core.events import ExitReason, OrderFilled, OrderIntent, Trade
+from bot.core.events import ExitReason, OrderFilled, OrderIntent
 from bot.execution.decide import open_
 from bot.execution.position import Position
 from bot.risk import stops
@@ -46,21 +46,7 @@ def exit_filled(e: Engine, f: OrderFilled, intent: OrderIntent | None) -> None:
         return
     reason = intent.exit_reason if intent is not None and intent.exit_reason else ExitReason.SIGNAL
     e.desk.cancel_other_leg(pos, f.client_order_id)
-    exit_price = pos.exit_value / pos.exit_qty
-    pnl = pos.exit_value - pos.exit_qty * pos.entry_price - pos.entry_commission - pos.exit_commission
-    e.trades.append(
-        Trade(
-            pos.symbol,
-            "long",
-            pos.exit_qty,
-            pos.entry_time,
-            pos.entry_price,
-            f.ts,
-            exit_price,
-            pnl,
-            reason,
-        )
-    )
+    e.trades.append(pos.closed(f.ts, reason))
     e.pos = None
     e.last_close[f.symbol] = e.last_close.get(f.symbol, f.price)
     open_pending(e)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from bot.core.events import ExitReason, SplitDetected, Trade
+from bot.core.events import ExitReason, SplitDetected
 from bot.core.splits import explains, split_order, split_qty
 
 if TYPE_CHECKING:
@@ -123,21 +123,7 @@ def _closed_by_split(e: Engine, pos: Any) -> None:
     for cid in (pos.stop_cid, pos.tp_cid):
         if cid is not None:
             e.broker.cancel(cid)
-    pnl = pos.exit_value - pos.exit_qty * pos.entry_price - pos.entry_commission - pos.exit_commission
-    price = pos.exit_value / pos.exit_qty if pos.exit_qty > 0 else 0.0
-    e.trades.append(
-        Trade(
-            pos.symbol,
-            "long",
-            pos.exit_qty,
-            pos.entry_time,
-            pos.entry_price,
-            e.now,
-            price,
-            pnl,
-            ExitReason.SPLIT,
-        )
-    )
+    e.trades.append(pos.closed(e.now, ExitReason.SPLIT))
     e.pos = None
 
 
